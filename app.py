@@ -1,0 +1,466 @@
+"""The Data Sources API: a Flask blueprint, its app factory and its CLI.
+
+Reads top to bottom: settings, errors, identity, request bodies and cursors,
+views, then `init_app` (embedding) and `create_app` (standalone).
+"""
+
+import datetime
+import json
+import logging
+import math
+import os
+import secrets
+
+import click
+import jwt
+import peewee
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from flask import Blueprint, Config, Flask, current_app, g, request
+from flask.cli import AppGroup
+from itsdangerous import BadSignature, URLSafeSerializer
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.routing import Rule
+
+import models
+from models import DataSource, TenantCount, db, write_transaction
+from schemas import (
+    delete_query_schema,
+    list_query_schema,
+    source_schema,
+    sources_schema,
+    update_source_schema,
+)
+
+log = logging.getLogger("datasources")
+
+PREFIX = "/api/v1/data-sources"
+DEFAULTS = {
+    "DATABASE_URL": None,  # None: an SQLite file in the instance folder
+    "AUTO_MIGRATE": None,  # None: yes on SQLite, no elsewhere
+    "AUTH": "jwt",  # or "headers", behind a trusted gateway
+    "JWT_SECRET": None,  # None: a random secret kept in the instance folder
+    "JWT_PUBLIC_KEY": None,  # PEM; RS256 or ES256, and then no HS256 at all
+    "JWT_AUDIENCE": None,
+    "JWT_ISSUER": None,
+    "JWT_TENANT_CLAIM": "tenant_id",
+    "JWT_ROLE_CLAIM": "role",
+    "CURSOR_SECRET": None,  # None: the JWT secret or the instance secret
+    "MAX_BODY_BYTES": 1024 * 1024,
+    "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    "RETRY_AFTER_SECONDS": 5,
+}
+ROLES = {"viewer": 1, "editor": 2, "admin": 3}
+METHODS = ["GET", "POST", "PUT", "DELETE"]
+
+bp = Blueprint("datasources", __name__)
+
+
+def flag(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def instance_secret(app):
+    """A random secret made once in the instance folder (mode 0600) and
+    shared by every worker: the first process to link its file wins."""
+    path = os.path.join(app.instance_path, "datasources-secret")
+    if not os.path.exists(path):
+        os.makedirs(app.instance_path, exist_ok=True)
+        draft = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
+    with open(path) as secret:
+        return secret.read().strip()
+
+
+class State:
+    """One app's settings, resolved once by `init_app`."""
+
+    def __init__(self, app, config, identity=None):
+        self.max_body_bytes = int(config["MAX_BODY_BYTES"])
+        self.retry_after = int(config["RETRY_AFTER_SECONDS"])
+        self.tenant_claim = config["JWT_TENANT_CLAIM"]
+        self.role_claim = config["JWT_ROLE_CLAIM"]
+        self.jwt_audience = config["JWT_AUDIENCE"] or None
+        self.jwt_issuer = config["JWT_ISSUER"] or None
+        if config["JWT_PUBLIC_KEY"]:
+            self.jwt_secret = None
+            self.jwt_key = load_pem_public_key(config["JWT_PUBLIC_KEY"].encode())
+            is_ec = isinstance(self.jwt_key, EllipticCurvePublicKey)
+            self.jwt_algorithms = ["ES256"] if is_ec else ["RS256"]
+        else:
+            self.jwt_secret = str(config["JWT_SECRET"] or instance_secret(app))
+            self.jwt_key, self.jwt_algorithms = self.jwt_secret, ["HS256"]
+        cursor_secret = config["CURSOR_SECRET"] or self.jwt_secret or instance_secret(app)
+        self.cursor_signer = URLSafeSerializer(str(cursor_secret), salt="datasources-cursor")
+        if identity is not None:
+            self.identity = identity
+        elif config["AUTH"] in ("jwt", "headers"):
+            self.identity = jwt_identity if config["AUTH"] == "jwt" else header_identity
+        else:
+            raise ValueError("DATASOURCES_AUTH must be jwt or headers.")
+
+
+def settings():
+    return current_app.extensions["datasources"]
+
+
+# Errors: one RFC 9457 body for every failure.
+
+
+class Problem(Exception):
+    """An error response with a problem+json body; raised, never returned."""
+
+    def __init__(self, status, detail, title=None, kind="about:blank", headers=None, **extra):
+        super().__init__(detail)
+        body = {
+            "type": kind,
+            "title": title or HTTP_STATUS_CODES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            **extra,
+        }
+        self.response = current_app.response_class(
+            json.dumps(body), status, headers, mimetype="application/problem+json"
+        )
+
+
+def respond(data, status=200):
+    """JSON in the reference's field order, whatever the host's JSON settings."""
+    return current_app.response_class(json.dumps(data), status, mimetype="application/json")
+
+
+def http_problem(exc):
+    if isinstance(exc, InternalServerError) and exc.original_exception is not None:
+        return unexpected_problem(exc.original_exception)
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return Problem(exc.code, exc.description, headers=headers).response
+
+
+def validation_problem(exc):
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    detail = "Invalid or missing fields: " + ", ".join(sorted(messages)) + "."
+    return Problem(
+        400, detail, "Validation error", "urn:datasources:validation-error", errors=messages
+    ).response
+
+
+def database_problem(exc):
+    log.warning("database unavailable: %s", type(exc).__name__)
+    seconds = str(settings().retry_after)
+    return Problem(
+        503, "The database is unavailable; try again shortly.", headers={"Retry-After": seconds}
+    ).response
+
+
+def unexpected_problem(exc):
+    log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path)
+    return Problem(500, "The server failed to handle the request.").response
+
+
+bp.register_error_handler(Problem, lambda exc: exc.response)
+bp.register_error_handler(HTTPException, http_problem)
+bp.register_error_handler(ValidationError, validation_problem)
+bp.register_error_handler(peewee.OperationalError, database_problem)
+bp.register_error_handler(peewee.InterfaceError, database_problem)
+bp.register_error_handler(Exception, unexpected_problem)
+
+
+# Identity: who calls, for which tenant, with which role.
+
+
+def unauthorized(detail):
+    return Problem(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def jwt_identity():
+    """Tenant and role from `Authorization: Bearer <JWT>`."""
+    state = settings()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("A bearer token is required.")
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            state.jwt_key,
+            algorithms=state.jwt_algorithms,
+            audience=state.jwt_audience,
+            issuer=state.jwt_issuer,
+            options={"verify_aud": state.jwt_audience is not None},
+        )
+    except jwt.PyJWTError as exc:
+        raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
+    return claims.get(state.tenant_claim), claims.get(state.role_claim)
+
+
+def header_identity():
+    """Tenant and role from a trusted gateway's `X-Tenant-Id` and `X-Role`."""
+    return request.headers.get("X-Tenant-Id"), request.headers.get("X-Role")
+
+
+def authorize(minimum):
+    """The caller's tenant, once its role is at least `minimum`."""
+    tenant, role = settings().identity() or (None, None)
+    if not isinstance(tenant, str) or not 0 < len(tenant) <= 255 or not tenant.isprintable():
+        raise unauthorized("The credentials name no valid tenant.")
+    if not isinstance(role, str) or not role:
+        raise unauthorized("The credentials name no role.")
+    if ROLES.get(role, 0) < ROLES[minimum]:
+        raise Problem(403, f"This operation needs the {minimum} role.")
+    return tenant
+
+
+# Request bodies and cursors.
+
+
+def unique_keys(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def finite(text):
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("number out of range")
+    return number
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_body():
+    """The request's JSON object, strictly parsed."""
+    if request.mimetype != "application/json":
+        raise Problem(415, "The body must be sent as Content-Type: application/json.")
+    try:
+        body = json.loads(
+            request.get_data(cache=False),
+            object_pairs_hook=unique_keys,
+            parse_float=finite,
+            parse_constant=reject_constant,
+        )
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc) if "duplicate key" in str(exc) else "malformed JSON"
+        raise Problem(400, f"The body is not valid JSON: {detail}.") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "The body must be a JSON object.")
+    return body
+
+
+def write_cursor(tenant, source):
+    return settings().cursor_signer.dumps([tenant, source.created_at.isoformat(), source.id])
+
+
+def read_cursor(cursor, tenant):
+    """The (created_at, id) position a cursor of this tenant points after."""
+    if cursor is None:
+        return None
+    try:
+        owner, created_at, source_id = settings().cursor_signer.loads(cursor)
+        if owner != tenant:
+            raise ValueError("another tenant's cursor")
+        return datetime.datetime.fromisoformat(created_at), str(source_id)
+    except (BadSignature, ValueError, TypeError):
+        raise ValidationError({"cursor": ["Not a valid cursor."]}) from None
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+# Views.
+
+
+@bp.before_request
+def note_connection():
+    """Remember whether this request found the connection closed, so the
+    teardown closes only what the request opened (a host's stays open)."""
+    g.datasources_opens = db.is_closed()
+    request.max_content_length = settings().max_body_bytes
+
+
+@bp.teardown_request
+def close_connection(exc):
+    if g.pop("datasources_opens", False) and not db.is_closed():
+        db.close()
+
+
+@bp.get("")
+def list_sources():
+    """The tenant's sources, oldest first, one keyset page at a time."""
+    tenant = authorize("viewer")
+    query = list_query_schema.load(request.args.to_dict())
+    limit = query["limit"]
+    rows = list(DataSource.page(tenant, limit + 1, read_cursor(query.get("cursor"), tenant)))
+    page, more = rows[:limit], len(rows) > limit
+    pagination = {
+        "total": TenantCount.of(tenant),
+        "limit": limit,
+        "hasMore": more,
+        "nextCursor": write_cursor(tenant, page[-1]) if more else None,
+    }
+    return respond({"data": sources_schema.dump(page), "pagination": pagination})
+
+
+@bp.post("")
+def create_source():
+    """Create a source; its key is unique within the tenant."""
+    tenant = authorize("editor")
+    fields = source_schema.load(json_body())
+    now = utcnow()
+    source = DataSource(id=models.new_id(), tenant_id=tenant, created_at=now, updated_at=now)
+    source.__data__.update(fields)
+    try:
+        with write_transaction():
+            source.save(force_insert=True)
+            TenantCount.add(tenant, 1)
+    except peewee.IntegrityError:
+        raise Problem(409, f"A data source with key {fields['key']!r} already exists.") from None
+    return respond(source_schema.dump(source), 201)
+
+
+@bp.put("")
+def update_source():
+    """Change the given fields; with `rowVersion`, only if it is still current."""
+    tenant = authorize("editor")
+    changes = update_source_schema.load(json_body())
+    key, expected = changes.pop("key"), changes.pop("row_version", None)
+    where = [DataSource.tenant_id == tenant, DataSource.key == key]
+    if expected is not None:
+        where.append(DataSource.row_version == expected)
+    update = DataSource.update(
+        **changes, row_version=DataSource.row_version + 1, updated_at=utcnow()
+    ).where(*where)
+    with write_transaction():
+        updated = update.execute()
+        current = DataSource.get_or_none(DataSource.tenant_id == tenant, DataSource.key == key)
+    if current is None:
+        raise Problem(404, f"No data source has key {key!r}.")
+    if not updated:
+        raise Problem(
+            409,
+            "rowVersion mismatch.",
+            "Optimistic concurrency conflict",
+            "urn:datasources:concurrency-conflict",
+            current=source_schema.dump(current),
+        )
+    return respond(source_schema.dump(current))
+
+
+@bp.delete("")
+def delete_source():
+    """Delete the source named by `?key=`."""
+    tenant = authorize("editor")
+    key = delete_query_schema.load(request.args.to_dict())["key"]
+    with write_transaction():
+        deleted = (
+            DataSource.delete()
+            .where(DataSource.tenant_id == tenant, DataSource.key == key)
+            .execute()
+        )
+        if deleted:
+            TenantCount.add(tenant, -1)
+    if not deleted:
+        raise Problem(404, f"No data source has key {key!r}.")
+    return current_app.response_class(status=204)
+
+
+def fallback(subpath=None):
+    """Our paths that match no view: a problem+json 404 or 405, not the host's page."""
+    if subpath is None:
+        raise MethodNotAllowed(valid_methods=METHODS)
+    raise NotFound()
+
+
+@bp.record_once
+def add_fallback_rules(state):
+    # Rules with no method list match every method, so these catch what
+    # Flask's routing would otherwise answer outside our error handlers.
+    prefix = state.url_prefix
+    state.app.view_functions["datasources.fallback"] = fallback
+    state.app.url_map.add(Rule(prefix, endpoint="datasources.fallback"))
+    state.app.url_map.add(Rule(f"{prefix}/<path:subpath>", endpoint="datasources.fallback"))
+
+
+# CLI: `flask token`, `flask db upgrade` (under `flask datasources` when embedded).
+
+db_cli = AppGroup("db", help="The data sources schema.")
+bp.cli.add_command(db_cli)
+
+
+@db_cli.command("upgrade")
+def db_upgrade():
+    """Apply pending schema migrations."""
+    applied = models.migrate()
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is current")
+
+
+@bp.cli.command("token")
+@click.option("--tenant", required=True)
+@click.option("--role", required=True, type=click.Choice(list(ROLES)))
+@click.option("--expires-in", default=3600, show_default=True, help="Seconds.")
+def token_command(tenant, role, expires_in):
+    """Print an HS256 JWT signed with the configured or instance secret."""
+    state = current_app.extensions["datasources"]
+    if state.jwt_secret is None:
+        raise click.UsageError("A public key is configured: sign tokens with its private key.")
+    now = datetime.datetime.now(datetime.UTC)
+    claims = {state.tenant_claim: tenant, state.role_claim: role, "iat": now}
+    claims["exp"] = now + datetime.timedelta(seconds=expires_in)
+    if state.jwt_audience:
+        claims["aud"] = state.jwt_audience
+    if state.jwt_issuer:
+        claims["iss"] = state.jwt_issuer
+    click.echo(jwt.encode(claims, state.jwt_secret, algorithm="HS256"))
+
+
+# Wiring.
+
+
+def init_app(app, url_prefix=PREFIX, database=None, identity=None, cli_group="datasources"):
+    """Mount the API on `app`. `database`: a host's Peewee database (default:
+    one from DATASOURCES_DATABASE_URL); `identity`: a function returning the
+    current request's (tenant, role), replacing JWT or header authentication."""
+    config = {key: app.config.get(f"DATASOURCES_{key}", value) for key, value in DEFAULTS.items()}
+    state = State(app, config, identity)
+    if database is None:
+        url = config["DATABASE_URL"] or "sqlite:///" + os.path.join(
+            app.instance_path, "datasources.db"
+        )
+        os.makedirs(app.instance_path, exist_ok=True)
+        database = models.connect_url(url, busy_timeout_ms=int(config["SQLITE_BUSY_TIMEOUT_MS"]))
+    models.bind_database(database)
+    app.extensions["datasources"] = state
+    app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
+    auto = flag(config["AUTO_MIGRATE"])
+    if auto or (auto is None and isinstance(database, peewee.SqliteDatabase)):
+        models.migrate()
+
+
+def create_app(test_config=None):
+    """The standalone service: defaults, then DATASOURCES_* from the
+    environment, then `test_config`."""
+    app = Flask(__name__, instance_relative_config=True)
+    env = Config(app.root_path)
+    env.from_prefixed_env("DATASOURCES", loads=str)
+    app.config.update({f"DATASOURCES_{key}": value for key, value in env.items()})
+    app.config.update(test_config or {})
+    app.register_error_handler(HTTPException, http_problem)
+    init_app(app, cli_group=None)
+    return app

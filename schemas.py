@@ -1,0 +1,150 @@
+"""Marshmallow schemas: every rule a request must meet, and the object's shape.
+
+Field names are the reference's camelCase (`data_key`); models use snake_case.
+"""
+
+import datetime
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+SYNC_MODES = ("full_refresh", "incremental", "cdc")
+STATUSES = ("draft", "active", "paused", "archived")
+READ_ONLY = ("id", "tenantId", "createdAt", "updatedAt")
+INT64_MAX = 2**63 - 1
+MAX_DEPTH = 32
+
+# Text no database may refuse: C0 controls but tab/newline/return, and the
+# lone surrogates JSON's \u escapes can produce (neither UTF-8 nor PostgreSQL
+# text can hold them).
+UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def check_storable(value, depth=0):
+    """Raise unless every string in `value`, keys included, can be stored."""
+    if depth > MAX_DEPTH:
+        raise ValidationError(f"Nested deeper than {MAX_DEPTH} levels.")
+    if isinstance(value, str):
+        if UNSTORABLE.search(value):
+            raise ValidationError("Contains a control character or invalid Unicode.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, depth + 1)
+            check_storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_storable(item, depth + 1)
+
+
+class Text(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        check_storable(text)
+        return text
+
+
+class JSONObject(fields.Dict):
+    def _deserialize(self, value, attr, data, **kwargs):
+        mapping = super()._deserialize(value, attr, data, **kwargs)
+        check_storable(mapping)
+        return mapping
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """Any ISO 8601 date-time (naive means UTC), kept as naive UTC to the
+    millisecond; written back as `2026-03-16T02:00:00.000Z`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=datetime.UTC, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = moment.astimezone(datetime.UTC)
+        except OverflowError as exc:
+            raise ValidationError("Out of the representable date range.") from exc
+        micro = moment.microsecond - moment.microsecond % 1000
+        return moment.replace(tzinfo=None, microsecond=micro)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else format_time(value)
+
+
+def format_time(moment):
+    return f"{moment.isoformat(timespec='milliseconds')}Z"
+
+
+def count(**kwargs):
+    return fields.Integer(strict=True, validate=validate.Range(0, INT64_MAX), **kwargs)
+
+
+class DataSourceSchema(Schema):
+    """The data source object, as read and as created (POST)."""
+
+    id = fields.String(dump_only=True)
+    tenant_id = fields.String(data_key="tenantId", dump_only=True)
+    key = Text(required=True, validate=validate.Length(1, 255))
+    name = Text(required=True, validate=validate.Length(1, 255))
+    description = Text(load_default="")
+    connector_key = Text(data_key="connectorKey", load_default="")
+    source_config = JSONObject(data_key="sourceConfig", load_default=dict)
+    file_format = Text(data_key="fileFormat", allow_none=True, load_default=None)
+    sync_mode = fields.String(
+        data_key="syncMode", validate=validate.OneOf(SYNC_MODES), load_default="full_refresh"
+    )
+    schedule = JSONObject(load_default=dict)
+    schema_key = Text(data_key="schemaKey", allow_none=True, load_default=None)
+    status = fields.String(validate=validate.OneOf(STATUSES), load_default="draft")
+    last_sync_at = UTCDateTime(data_key="lastSyncAt", allow_none=True, load_default=None)
+    last_sync_status = Text(data_key="lastSyncStatus", allow_none=True, load_default=None)
+    record_count = count(data_key="recordCount", load_default=0)
+    row_version = fields.Integer(data_key="rowVersion", dump_only=True)
+    created_at = UTCDateTime(data_key="createdAt", dump_only=True)
+    updated_at = UTCDateTime(data_key="updatedAt", dump_only=True)
+
+    read_only = READ_ONLY + ("rowVersion",)
+
+    @pre_load
+    def drop_read_only(self, data, **kwargs):
+        """What a client read back may be sent back: read-only fields are ignored."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in self.read_only}
+        return data
+
+
+class DataSourceUpdateSchema(DataSourceSchema):
+    """PUT: `key` names the source; every other field is optional and only
+    the fields given change. `rowVersion` asks for optimistic concurrency."""
+
+    row_version = fields.Integer(
+        data_key="rowVersion", strict=True, validate=validate.Range(-INT64_MAX, INT64_MAX)
+    )
+    read_only = READ_ONLY
+
+
+class ListQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
+    cursor = fields.String(validate=validate.Length(1, 512))
+
+
+class DeleteQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    key = fields.String(
+        required=True,
+        validate=validate.Length(1, 255),
+        error_messages={"required": "Missing key query parameter."},
+    )
+
+
+source_schema = DataSourceSchema()
+sources_schema = DataSourceSchema(many=True)
+update_source_schema = DataSourceUpdateSchema(
+    partial=("name",) + tuple(name for name in DataSourceSchema._declared_fields if name != "key")
+)
+list_query_schema = ListQuerySchema()
+delete_query_schema = DeleteQuerySchema()
