@@ -20,7 +20,13 @@ from flask import Blueprint, Config, Flask, current_app, g, request
 from flask.cli import AppGroup
 from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    default_exceptions,
+)
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Rule
 
@@ -171,6 +177,8 @@ def unexpected_problem(exc):
 
 bp.register_error_handler(Problem, lambda exc: exc.response)
 bp.register_error_handler(HTTPException, http_problem)
+for _code in default_exceptions:  # a host's app-level 404 page outranks class handlers
+    bp.register_error_handler(_code, http_problem)
 bp.register_error_handler(ValidationError, validation_problem)
 bp.register_error_handler(peewee.OperationalError, database_problem)
 bp.register_error_handler(peewee.InterfaceError, database_problem)

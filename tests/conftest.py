@@ -21,6 +21,7 @@ POSTGRES_URL = os.environ.get("DATASOURCES_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("DATASOURCES_TEST_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 32
 API = "/api/v1/data-sources"
+EXAMPLE_KEY = "crm-customers"
 
 
 @pytest.fixture(autouse=True)
