@@ -93,7 +93,8 @@ def test_create_every_optional_field(api):
     ],
 )
 def test_last_sync_at_is_normalised_to_utc_milliseconds(api, sent, stored):
-    assert api.post({"key": "k", "name": "n", "lastSyncAt": sent}).get_json()["lastSyncAt"] == stored
+    body = api.post({"key": "k", "name": "n", "lastSyncAt": sent}).get_json()
+    assert body["lastSyncAt"] == stored
 
 
 def test_read_only_fields_are_ignored_so_a_read_object_can_be_sent_back(api):

@@ -60,4 +60,3 @@ def test_auto_migrate_from_the_environment(monkeypatch, backend, empty_database_
     create_app()
     assert models.pending_migrations() == []
     models.db.close()
-

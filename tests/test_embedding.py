@@ -73,7 +73,8 @@ def test_the_api_works_under_the_hosts_prefix(host_parts):
     host, _ = host_parts
     client = host.test_client()
     headers = {"X-Host-User-Tenant": "t_host"}
-    created = client.post("/platform/sources", json={"key": EXAMPLE_KEY, "name": "n"}, headers=headers)
+    body = {"key": EXAMPLE_KEY, "name": "n"}
+    created = client.post("/platform/sources", json=body, headers=headers)
     assert created.status_code == 201
     body = created.get_json()
     assert body["tenantId"] == "t_host"
