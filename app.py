@@ -31,6 +31,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Rule
 
 import models
+import openapi
 from models import DataSource, TenantCount, db, write_transaction
 from schemas import (
     delete_query_schema,
@@ -56,6 +57,7 @@ DEFAULTS = {
     "CURSOR_SECRET": None,  # None: the JWT secret or the instance secret
     "MAX_BODY_BYTES": 1024 * 1024,
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    "STATEMENT_TIMEOUT_MS": 5000,  # PostgreSQL; 0: none
     "RETRY_AFTER_SECONDS": 5,
 }
 ROLES = {"viewer": 1, "editor": 2, "admin": 3}
@@ -386,7 +388,9 @@ def delete_source():
             TenantCount.add(tenant, -1)
     if not deleted:
         raise Problem(404, f"No data source has key {key!r}.")
-    return current_app.response_class(status=204)
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]  # an empty body has no media type
+    return response
 
 
 def fallback(subpath=None):
@@ -404,6 +408,37 @@ def add_fallback_rules(state):
     state.app.view_functions["datasources.fallback"] = fallback
     state.app.url_map.add(Rule(prefix, endpoint="datasources.fallback"))
     state.app.url_map.add(Rule(f"{prefix}/<path:subpath>", endpoint="datasources.fallback"))
+
+
+bp.record_once(openapi.mount)  # GET <parent of url_prefix>/openapi.json, no auth
+
+
+# Probes for orchestrators: the standalone service's own `/healthz` and
+# `/readyz`, mounted by `create_app` only; a host that embeds the API keeps
+# its own probes and its root URL space.
+
+probes = Blueprint("datasources_probes", __name__)
+probes.before_request(note_connection)
+probes.teardown_request(close_connection)
+probes.register_error_handler(Problem, lambda exc: exc.response)
+probes.register_error_handler(peewee.OperationalError, database_problem)
+probes.register_error_handler(peewee.InterfaceError, database_problem)
+
+
+@probes.get("/healthz")
+def healthz():
+    """The process answers; touches no database."""
+    return respond({"status": "ok"})
+
+
+@probes.get("/readyz")
+def readyz():
+    """The database answers and its schema is current; else 503."""
+    pending = models.pending_migrations()
+    if pending:
+        detail = "Schema migrations are pending: " + ", ".join(pending) + "."
+        raise Problem(503, detail, headers={"Retry-After": str(settings().retry_after)})
+    return respond({"status": "ready"})
 
 
 # CLI: `flask token`, `flask db upgrade` (under `flask datasources` when embedded).
@@ -452,7 +487,11 @@ def init_app(app, url_prefix=PREFIX, database=None, identity=None, cli_group="da
             app.instance_path, "datasources.db"
         )
         os.makedirs(app.instance_path, exist_ok=True)
-        database = models.connect_url(url, busy_timeout_ms=int(config["SQLITE_BUSY_TIMEOUT_MS"]))
+        database = models.connect_url(
+            url,
+            busy_timeout_ms=int(config["SQLITE_BUSY_TIMEOUT_MS"]),
+            statement_timeout_ms=int(config["STATEMENT_TIMEOUT_MS"]),
+        )
     models.bind_database(database)
     app.extensions["datasources"] = state
     app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
@@ -471,4 +510,5 @@ def create_app(test_config=None):
     app.config.update(test_config or {})
     app.register_error_handler(HTTPException, http_problem)
     init_app(app, cli_group=None)
+    app.register_blueprint(probes)
     return app

@@ -473,6 +473,7 @@ def test_delete(api):
     api.post(EXAMPLE)
     response = api.delete("crm-customers")
     assert response.status_code == 204 and response.data == b""
+    assert "Content-Type" not in response.headers
     assert rows() == []
     problem(api.delete("crm-customers"), 404)
 
