@@ -1,0 +1,127 @@
+"""Processes the benchmark drives: gunicorn servers, wrk runs, worker memory."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+LUA = os.path.join(BENCH, "lua")
+WORKERS = 2
+CONNECTIONS = 16
+
+
+def require_wrk():
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed; install it with: apt-get install -y wrk")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """`gunicorn <target>` from the repo root (so both servers read the same
+    gunicorn.conf.py, if there is one) with 2 workers on a free port."""
+
+    def __init__(self, name, target, env, out_dir, probe="/", headers=None, pythonpath=None):
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS)]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
+        if pythonpath:
+            command += ["--pythonpath", pythonpath]
+        self.log_path = os.path.join(out_dir, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [*command, target],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(probe, headers or {})
+
+    def wait_ready(self, probe, headers, seconds=30):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"{self.name} exited at start-up; see {self.log_path}")
+            if len(self.workers()) == WORKERS:
+                try:
+                    request = urllib.request.Request(self.url + probe, headers=headers)
+                    with urllib.request.urlopen(request, timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        self.stop()
+        sys.exit(f"{self.name} did not answer within {seconds}s; see {self.log_path}")
+
+    def get(self, path, headers=None):
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    def workers(self):
+        """The worker processes' ids: the master's children."""
+        children = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    children.append(int(entry))
+        return sorted(children)
+
+    def rss_mib(self):
+        """Each worker's resident memory in MiB."""
+        return [rss_mib(pid) for pid in self.workers()]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wrk(url, script, seconds, env, connections=CONNECTIONS):
+    """One wrk run, one thread per connection (so each connection owns its
+    keys in the Lua script); returns the script's summary as a dict."""
+    command = ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s"]
+    command += ["--timeout", "5s", "-s", os.path.join(LUA, script), url]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            summary = json.loads(line[len("BENCH ") :])
+            summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
+            summary["error_count"] = sum(summary["errors"].values())
+            return summary
+    sys.exit(f"wrk gave no summary:\n{done.stdout}\n{done.stderr}")

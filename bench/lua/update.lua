@@ -1,0 +1,36 @@
+-- PUT a rename of the thread's own source `u-<tid>`. With BENCH_VERSIONS
+-- (the current rowVersion of each thread's source, comma-separated) every
+-- request carries the version the previous response returned.
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+
+local version = nil
+
+function init(args)
+  local versions = os.getenv("BENCH_VERSIONS")
+  if versions then
+    local i = 0
+    for v in versions:gmatch("%d+") do
+      if i == tid then version = tonumber(v) end
+      i = i + 1
+    end
+  end
+end
+
+function request()
+  n = n + 1
+  local body
+  if version then
+    body = string.format('{"key":"u-%d","name":"Renamed %d","rowVersion":%d}', tid, n, version)
+  else
+    body = string.format('{"key":"u-%d","name":"Renamed %d"}', tid, n)
+  end
+  return wrk.format("PUT", api, json_auth, body)
+end
+
+if os.getenv("BENCH_VERSIONS") then
+  function response(status, headers, body)
+    if status == 200 then
+      version = tonumber(body:match('"rowVersion": ?(%d+)'))
+    end
+  end
+end

@@ -1,0 +1,193 @@
+"""The Data Sources API benchmark: the real service under gunicorn, driven by
+wrk, against a bare Flask ceiling measured in the same run.
+
+    .venv/bin/python bench/run.py                 # SQLite and PostgreSQL
+    .venv/bin/python bench/run.py --backend sqlite --seconds 10 --rounds 3
+    .venv/bin/python bench/run.py --scale         # 1,000 vs 1,000,000 sources
+    .venv/bin/python bench/run.py --soak 10       # 10-minute mixed-load leak check
+
+Service and ceiling runs alternate (C S1 C S2 ... C), and each scenario's
+ratio is taken against the mean of the ceiling runs either side of it.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+
+import harness
+from data import BenchDatabase, token
+
+OUT = os.path.join(harness.BENCH, "out")
+LIST_TENANT, WRITE_TENANT = "bench-list", "bench-write"
+LIST_SIZE = 1000
+API = "/api/v1/data-sources"
+SCENARIOS = ("list_first", "list_deep", "create", "update_rv", "update_norv", "delete")
+
+
+class Bench:
+    """One backend's run: a seeded database, the service and the ceiling."""
+
+    def __init__(self, backend, seconds):
+        self.backend, self.seconds = backend, seconds
+        self.database = BenchDatabase(backend, OUT)
+        self.database.seed(LIST_TENANT, [f"l-{i}" for i in range(LIST_SIZE)])
+        self.database.seed(WRITE_TENANT, [f"u-{i}" for i in range(harness.CONNECTIONS)])
+        self.deep_cursor = self.database.cursor_at(LIST_TENANT, LIST_SIZE - 30)
+        self.list_token, self.write_token = token(LIST_TENANT, "viewer"), token(WRITE_TENANT)
+        self.service = harness.Gunicorn(
+            f"service-{backend}",
+            "wsgi:app",
+            self.database.env,
+            OUT,
+            probe=API,
+            headers={"Authorization": f"Bearer {self.list_token}"},
+        )
+        page_path = os.path.join(OUT, "ceiling-page.json")
+        with open(page_path, "wb") as page:
+            page.write(self.service.get(API, {"Authorization": f"Bearer {self.list_token}"}))
+        self.page_bytes = os.path.getsize(page_path)
+        self.ceiling = harness.Gunicorn(
+            f"ceiling-{backend}",
+            "ceiling:app",
+            {"BENCH_CEILING_PAGE": page_path},
+            OUT,
+            pythonpath=harness.BENCH,
+        )
+        self.rss_start = {"service": self.service.rss_mib(), "ceiling": self.ceiling.rss_mib()}
+        self.ceiling_rps = None
+
+    def close(self):
+        self.service.stop()
+        self.ceiling.stop()
+        self.database.drop()
+
+    def run_ceiling(self, seconds=None):
+        env = {"BENCH_TOKEN": self.list_token, "BENCH_PATH": API}
+        result = harness.wrk(self.ceiling.url, "list.lua", seconds or self.seconds, env)
+        self.ceiling_rps = result["rps"]
+        return result
+
+    def run_scenario(self, scenario, tag, seconds=None):
+        env = {"BENCH_TOKEN": self.write_token, "BENCH_PATH": API, "BENCH_RUN": tag}
+        script = scenario.split("_")[0] + ".lua"
+        if scenario == "list_first":
+            env["BENCH_TOKEN"] = self.list_token
+        elif scenario == "list_deep":
+            env.update(BENCH_TOKEN=self.list_token, BENCH_PATH=f"{API}?cursor={self.deep_cursor}")
+        elif scenario == "update_rv":
+            keys = [f"u-{i}" for i in range(harness.CONNECTIONS)]
+            env["BENCH_VERSIONS"] = ",".join(map(str, self.database.versions(WRITE_TENANT, keys)))
+        elif scenario == "delete":
+            # More keys than even the ceiling could delete in the time given.
+            per_thread = int(1.5 * self.ceiling_rps * (seconds or self.seconds) / 16) + 100
+            keys = [
+                f"d-{tag}-{t}-{n}"
+                for t in range(harness.CONNECTIONS)
+                for n in range(1, per_thread + 1)
+            ]
+            self.database.seed(WRITE_TENANT, keys)
+        return harness.wrk(self.service.url, script, seconds or self.seconds, env)
+
+    def measure(self, rounds):
+        """Every scenario `rounds` times, each between two ceiling runs."""
+        self.run_ceiling(2)
+        self.run_scenario("list_first", "warm", 2)
+        runs = {name: [] for name in SCENARIOS}
+        ceilings = [self.run_ceiling()]
+        for number in range(rounds):
+            for scenario in SCENARIOS:
+                result = self.run_scenario(scenario, f"r{number}{scenario[0:3]}")
+                ceilings.append(self.run_ceiling())
+                result["ratio"] = result["rps"] / statistics.mean(
+                    [ceilings[-2]["rps"], ceilings[-1]["rps"]]
+                )
+                runs[scenario].append(result)
+                print(f"  {self.backend} round {number + 1} {scenario}: {line(result)}", flush=True)
+        runs["ceiling"] = ceilings
+        return runs
+
+
+def line(result):
+    ratio = f"  ratio {result['ratio']:.2f}" if "ratio" in result else ""
+    return (
+        f"{result['rps']:7.0f} req/s  p50 {result['p50_us'] / 1000:6.2f} ms  "
+        f"p99 {result['p99_us'] / 1000:6.2f} ms  errors {result['error_count']}{ratio}"
+    )
+
+
+def summarise(runs):
+    """Per scenario: median req/s, ratio and p50 over rounds; worst p99; all errors."""
+    rows = {}
+    for name, results in runs.items():
+        rows[name] = {
+            "rps": statistics.median(r["rps"] for r in results),
+            "ratio": statistics.median(r.get("ratio", 1.0) for r in results),
+            "p50_ms": statistics.median(r["p50_us"] for r in results) / 1000,
+            "p99_ms": max(r["p99_us"] for r in results) / 1000,
+            "errors": sum(r["error_count"] for r in results),
+            "requests": sum(r["requests"] for r in results),
+        }
+    return rows
+
+
+def report(backend, rows, bench, rss_after):
+    print(f"\n### {backend}: 2 workers, 16 connections, median of rounds\n")
+    print("| scenario | req/s | ratio to ceiling | p50 ms | p99 ms (worst) | p99/p50 | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in (*SCENARIOS, "ceiling"):
+        row = rows[name]
+        print(
+            f"| {name} | {row['rps']:.0f} | {row['ratio']:.2f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['p99_ms'] / row['p50_ms']:.1f} | {row['errors']} |"
+        )
+    print(f"\nceiling page: {bench.page_bytes} bytes")
+    for who in ("service", "ceiling"):
+        start = ", ".join(f"{m:.1f}" for m in bench.rss_start[who])
+        after = ", ".join(f"{m:.1f}" for m in rss_after[who])
+        print(f"{who} worker RSS MiB: after start-up [{start}], after load [{after}]")
+    if backend == "sqlite":
+        print("\ntargets (SQLite):")
+        for name in SCENARIOS:
+            row = rows[name]
+            floor = 0.40 if name.startswith("list") else 0.25
+            checks = {
+                f"ratio >= {floor}": row["ratio"] >= floor,
+                "no errors": row["errors"] == 0,
+                "p99 <= 5x p50": row["p99_ms"] <= 5 * row["p50_ms"],
+            }
+            verdict = ", ".join(f"{k}: {'ok' if ok else 'MISSED'}" for k, ok in checks.items())
+            print(f"  {name}: {verdict}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", action="store_true", help="1,000 vs 1,000,000 sources")
+    parser.add_argument("--soak", type=float, metavar="MINUTES", help="mixed-load leak check")
+    args = parser.parse_args()
+    harness.require_wrk()
+    os.makedirs(OUT, exist_ok=True)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    if args.scale:
+        import scale
+
+        return scale.main(backends, OUT)
+    if args.soak:
+        import soak
+
+        return soak.main(backends[0], args.soak, OUT)
+    for backend in backends:
+        bench = Bench(backend, args.seconds)
+        try:
+            runs = bench.measure(args.rounds)
+            rss_after = {"service": bench.service.rss_mib(), "ceiling": bench.ceiling.rss_mib()}
+        finally:
+            bench.close()
+        report(backend, summarise(runs), bench, rss_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
