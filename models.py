@@ -109,10 +109,11 @@ def new_id():
     return f"ds_{secrets.token_hex(10)}"
 
 
-def connect_url(url, busy_timeout_ms=5000, connect_timeout_s=5):
+def connect_url(url, busy_timeout_ms=5000, connect_timeout_s=5, statement_timeout_ms=5000):
     """A Peewee database for a `playhouse.db_url` URL, tuned for several
     processes: SQLite in WAL with a busy timeout, PostgreSQL with a bounded
-    connect timeout."""
+    connect timeout and statement timeout (a lock wait or a stalled server
+    ends in an error, a 503, well before gunicorn's worker timeout)."""
     if url.startswith("sqlite"):
         return db_url.connect(
             url,
@@ -123,9 +124,12 @@ def connect_url(url, busy_timeout_ms=5000, connect_timeout_s=5):
                 "synchronous": "normal",  # WAL + NORMAL survives a process crash
             },
         )
+    params = {}
     if "connect_timeout" not in url:
-        return db_url.connect(url, connect_timeout=connect_timeout_s)
-    return db_url.connect(url)
+        params["connect_timeout"] = connect_timeout_s
+    if "options" not in url and statement_timeout_ms:
+        params["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return db_url.connect(url, **params)
 
 
 def bind_database(database):
@@ -145,6 +149,7 @@ def migrate():
     runner = Runner(db.obj, MIGRATIONS, table_name=MIGRATION_TABLE)
     with db.connection_context(), write_transaction():
         if not isinstance(db.obj, SqliteDatabase):
+            db.execute_sql("SET LOCAL statement_timeout = 0")  # DDL may outlast a request's
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         return runner.up()
 
