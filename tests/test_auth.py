@@ -1,0 +1,490 @@
+"""Identity and roles: viewer < editor < admin, the three identity sources,
+the instance secret and the `token` command."""
+
+import datetime
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import jwt
+import pytest
+from conftest import API, SECRET, auth, rows, token
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Flask, g, request
+
+import app as service
+import models
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROLES = [None, "viewer", "editor", "admin"]
+ALLOWED = {"GET": "viewer", "POST": "editor", "PUT": "editor", "DELETE": "editor"}
+SUCCESS = {"GET": 200, "POST": 201, "PUT": 200, "DELETE": 204}
+RANK = {None: 0, "viewer": 1, "editor": 2, "admin": 3}
+
+
+def problem(response, status):
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+def unauthorized(response):
+    body = problem(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    return body
+
+
+def call(client, method, headers):
+    """One request per method that succeeds for a permitted role on tenant t_001."""
+    if method == "GET":
+        return client.get(API, headers=headers)
+    if method == "POST":
+        return client.post(API, json={"key": "new", "name": "n"}, headers=headers)
+    if method == "PUT":
+        return client.put(API, json={"key": "k", "name": "changed"}, headers=headers)
+    return client.delete(API, query_string={"key": "k"}, headers=headers)
+
+
+def pem(public_key):
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def ec_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def make_app(config, tmp_path, monkeypatch):
+    """A `create_app` with the test database and extra settings."""
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    built = []
+
+    def make(**settings):
+        application = service.create_app({**config, **settings})
+        built.append(application)
+        return application
+
+    yield make
+    if not models.db.is_closed():
+        models.db.close()
+
+
+# Roles: a table over method x role.
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("method", list(ALLOWED))
+def test_method_by_role(client, method, role):
+    client.post(API, json={"key": "k", "name": "n"}, headers=auth())
+    before = rows()
+    headers = auth(role=role) if role else {}
+    response = call(client, method, headers)
+    if role is None:
+        unauthorized(response)
+    elif RANK[role] < RANK[ALLOWED[method]]:
+        assert "editor" in problem(response, 403)["detail"]
+        assert "WWW-Authenticate" not in response.headers
+    else:
+        assert response.status_code == SUCCESS[method], response.data
+        return
+    assert rows() == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer not.a.jwt"},
+        {"Authorization": "Bearer " + token(secret="another-secret-" + "y" * 32)},
+        {"Authorization": "Basic dDpwYXNz"},
+        {"Authorization": token()},
+    ],
+    ids=["none", "empty", "scheme-only", "blank", "garbage", "wrong-secret", "basic", "no-scheme"],
+)
+def test_no_or_bad_credentials_are_401_with_a_bearer_challenge(client, headers):
+    body = unauthorized(client.get(API, headers=headers))
+    assert "Authorization" not in body["detail"]
+
+
+def test_the_scheme_is_case_insensitive(client):
+    response = client.get(API, headers={"Authorization": "bearer " + token(role="viewer")})
+    assert response.status_code == 200
+
+
+# jwt mode.
+
+
+def test_hs256_token_with_the_configured_secret(client):
+    created = client.post(API, json={"key": "k", "name": "n"}, headers=auth("t_007"))
+    assert created.status_code == 201 and created.get_json()["tenantId"] == "t_007"
+    assert rows()[0]["tenant_id"] == "t_007"
+
+
+@pytest.mark.parametrize("kind, algorithm", [("rsa", "RS256"), ("ec", "ES256")])
+def test_public_key_tokens(make_app, rsa_key, ec_key, kind, algorithm):
+    private = rsa_key if kind == "rsa" else ec_key
+    client = make_app(DATASOURCES_JWT_PUBLIC_KEY=pem(private.public_key())).test_client()
+    signed = jwt.encode({"tenant_id": "t_001", "role": "editor"}, private, algorithm=algorithm)
+    response = client.post(
+        API, json={"key": "k", "name": "n"}, headers={"Authorization": f"Bearer {signed}"}
+    )
+    assert response.status_code == 201 and response.get_json()["tenantId"] == "t_001"
+    other = (
+        rsa.generate_private_key(65537, 2048)
+        if kind == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    forged = jwt.encode({"tenant_id": "t_001", "role": "admin"}, other, algorithm=algorithm)
+    unauthorized(client.get(API, headers={"Authorization": f"Bearer {forged}"}))
+    # With a public key configured, the shared secret signs nothing.
+    unauthorized(client.get(API, headers=auth()))
+
+
+@pytest.mark.parametrize(
+    "claims, status",
+    [
+        ({"aud": "datasources", "iss": "https://idp.example"}, 200),
+        ({"aud": ["other", "datasources"], "iss": "https://idp.example"}, 200),
+        ({"aud": "other", "iss": "https://idp.example"}, 401),
+        ({"iss": "https://idp.example"}, 401),
+        ({"aud": "datasources", "iss": "https://evil.example"}, 401),
+        ({"aud": "datasources"}, 401),
+    ],
+)
+def test_audience_and_issuer_when_set(make_app, claims, status):
+    client = make_app(
+        DATASOURCES_JWT_AUDIENCE="datasources", DATASOURCES_JWT_ISSUER="https://idp.example"
+    ).test_client()
+    response = client.get(API, headers=auth(role="viewer", **claims))
+    assert response.status_code == status
+    if status == 401:
+        unauthorized(response)
+
+
+def test_audience_and_issuer_are_not_checked_when_unset(client):
+    headers = auth(role="viewer", aud="anyone", iss="anywhere")
+    assert client.get(API, headers=headers).status_code == 200
+
+
+def test_claim_names_are_configurable(make_app):
+    client = make_app(
+        DATASOURCES_JWT_TENANT_CLAIM="org", DATASOURCES_JWT_ROLE_CLAIM="https://x/role"
+    ).test_client()
+    signed = jwt.encode({"org": "t_042", "https://x/role": "editor"}, SECRET, algorithm="HS256")
+    response = client.post(
+        API, json={"key": "k", "name": "n"}, headers={"Authorization": f"Bearer {signed}"}
+    )
+    assert response.status_code == 201 and response.get_json()["tenantId"] == "t_042"
+    # The default claim names now mean nothing.
+    unauthorized(client.get(API, headers=auth()))
+
+
+def test_exp_is_honoured(client):
+    now = datetime.datetime.now(datetime.UTC)
+    later = now + datetime.timedelta(minutes=5)
+    assert client.get(API, headers=auth(role="viewer", exp=later)).status_code == 200
+    expired = auth(role="viewer", exp=now - datetime.timedelta(seconds=5))
+    assert "Expired" in unauthorized(client.get(API, headers=expired))["detail"]
+
+
+# The instance secret: made once, mode 0600, shared by every worker.
+
+
+def test_instance_secret_is_made_once_and_shared(config, tmp_path, monkeypatch):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    del config["DATASOURCES_JWT_SECRET"]
+    first = service.create_app(config)
+    second = service.create_app(config)
+    path = tmp_path / "datasources-secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    secret = path.read_text().strip()
+    assert len(secret) >= 32 and secret != SECRET
+    assert [p.name for p in tmp_path.glob("datasources-secret*")] == ["datasources-secret"]
+    minted = first.test_cli_runner().invoke(args=["token", "--tenant", "t_1", "--role", "editor"])
+    assert minted.exit_code == 0, minted.output
+    headers = {"Authorization": "Bearer " + minted.output.strip()}
+    created = second.test_client().post(API, json={"key": "k", "name": "n"}, headers=headers)
+    assert created.status_code == 201
+    # Tokens signed with any other secret are refused.
+    unauthorized(second.test_client().get(API, headers=auth()))
+    models.db.close()
+
+
+RACE = """
+import os, sys, time
+import app as service
+from flask import Flask
+folder, go = sys.argv[1], sys.argv[2]
+while not os.path.exists(go):
+    time.sleep(0.001)
+print(service.instance_secret(Flask("racer", instance_path=folder)))
+"""
+
+
+def test_concurrent_first_creation_yields_one_secret(tmp_path):
+    folder, go = tmp_path / "instance", tmp_path / "go"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(folder), str(go)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    # Let the interpreters start, then release them together.
+    time.sleep(1.0)
+    go.touch()
+    secrets = {racer.communicate(timeout=30)[0].strip() for racer in racers}
+    assert all(racer.returncode == 0 for racer in racers)
+    assert len(secrets) == 1 and secrets != {""}
+    assert os.listdir(folder) == ["datasources-secret"]
+    assert (folder / "datasources-secret").read_text().strip() == secrets.pop()
+    assert stat.S_IMODE((folder / "datasources-secret").stat().st_mode) == 0o600
+
+
+# headers mode (a sidecar behind a trusted gateway).
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({"X-Tenant-Id": "t_001", "X-Role": "editor"}, 201),
+        ({"X-Tenant-Id": "t_001", "X-Role": "admin"}, 201),
+        ({"X-Tenant-Id": "t_001", "X-Role": "viewer"}, 403),
+        ({"X-Tenant-Id": "t_001"}, 401),
+        ({"X-Role": "editor"}, 401),
+        ({"X-Tenant-Id": "", "X-Role": "editor"}, 401),
+        ({}, 401),
+    ],
+)
+def test_headers_mode(make_app, headers, status):
+    client = make_app(DATASOURCES_AUTH="headers").test_client()
+    response = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
+    assert response.status_code == status, response.data
+    if status == 201:
+        assert response.get_json()["tenantId"] == "t_001"
+    else:
+        problem(response, status)
+        assert rows() == []
+
+
+def test_headers_mode_ignores_bearer_tokens(make_app):
+    client = make_app(DATASOURCES_AUTH="headers").test_client()
+    unauthorized(client.get(API, headers=auth()))
+    viewer = {"X-Tenant-Id": "t_002", "X-Role": "viewer"}
+    assert client.get(API, headers=viewer).get_json()["data"] == []
+
+
+def test_an_unknown_auth_mode_is_refused_at_startup(config, tmp_path, monkeypatch):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    with pytest.raises(ValueError, match="DATASOURCES_AUTH"):
+        service.create_app(dict(config, DATASOURCES_AUTH="none"))
+
+
+# Embedded: the host says who calls.
+
+
+@pytest.fixture
+def host(database_url, tmp_path):
+    """A host app with its own login: `?as=tenant:role` stands in for its session."""
+    host = Flask("host", instance_path=str(tmp_path))
+
+    @host.before_request
+    def login():
+        tenant, _, role = request.args.get("as", "").partition(":")
+        g.user = (tenant, role) if tenant else None
+
+    @host.get("/")
+    def home():
+        return "host home"
+
+    database = models.connect_url(database_url)
+    service.init_app(host, database=database, identity=lambda: g.user)
+    yield host
+    database.close()
+
+
+@pytest.mark.parametrize(
+    "who, method, status",
+    [
+        ("t_001:editor", "POST", 201),
+        ("t_001:viewer", "GET", 200),
+        ("t_001:viewer", "POST", 403),
+        ("t_001:admin", "DELETE", 404),
+        ("", "GET", 401),
+    ],
+)
+def test_embedded_identity(host, who, method, status):
+    client = host.test_client()
+    url = f"{API}?as={who}"
+    if method == "POST":
+        response = client.post(url, json={"key": "k", "name": "n"})
+    elif method == "DELETE":
+        response = client.delete(url + "&key=missing")
+    else:
+        response = client.get(url)
+    assert response.status_code == status, response.data
+    if status == 201:
+        assert response.get_json()["tenantId"] == "t_001"
+    assert client.get("/").data == b"host home"
+
+
+def test_embedded_identity_ignores_tokens_and_headers(host):
+    client = host.test_client()
+    headers = {**auth(), "X-Tenant-Id": "t_001", "X-Role": "editor"}
+    unauthorized(client.post(API, json={"key": "k", "name": "n"}, headers=headers))
+
+
+# The token command.
+
+
+def mint(runner, tenant, role, *extra):
+    return runner.invoke(args=["token", "--tenant", tenant, "--role", role, *extra])
+
+
+@pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
+def test_token_command_mints_a_token_the_service_accepts(runner, client, role):
+    result = runner.invoke(args=["token", "--tenant", "t_cli", "--role", role])
+    assert result.exit_code == 0, result.output
+    minted = result.output.strip()
+    claims = jwt.decode(minted, SECRET, algorithms=["HS256"])
+    assert claims["tenant_id"] == "t_cli" and claims["role"] == role
+    assert claims["exp"] - claims["iat"] == 3600
+    headers = {"Authorization": f"Bearer {minted}"}
+    response = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
+    assert response.status_code == (403 if role == "viewer" else 201)
+    assert client.get(API, headers=headers).status_code == 200
+
+
+def test_token_command_expires_in(runner, client):
+    result = runner.invoke(
+        args=["token", "--tenant", "t", "--role", "viewer", "--expires-in", "60"]
+    )
+    claims = jwt.decode(result.output.strip(), SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 60
+    expired = runner.invoke(
+        args=["token", "--tenant", "t", "--role", "viewer", "--expires-in", "-1"]
+    )
+    unauthorized(client.get(API, headers={"Authorization": "Bearer " + expired.output.strip()}))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["token", "--role", "editor"],
+        ["token", "--tenant", "t"],
+        ["token", "--tenant", "t", "--role", "owner"],
+        ["token", "--tenant", "t", "--role", "editor", "--expires-in", "soon"],
+    ],
+)
+def test_token_command_usage_errors(runner, args):
+    result = runner.invoke(args=args)
+    assert result.exit_code == 2 and "eyJ" not in result.output
+
+
+def test_token_command_carries_audience_issuer_and_claim_names(make_app):
+    application = make_app(
+        DATASOURCES_JWT_AUDIENCE="ds",
+        DATASOURCES_JWT_ISSUER="me",
+        DATASOURCES_JWT_TENANT_CLAIM="org",
+        DATASOURCES_JWT_ROLE_CLAIM="perm",
+    )
+    result = application.test_cli_runner().invoke(
+        args=["token", "--tenant", "t", "--role", "admin"]
+    )
+    claims = jwt.decode(result.output.strip(), SECRET, algorithms=["HS256"], audience="ds")
+    assert claims["org"] == "t" and claims["perm"] == "admin" and claims["iss"] == "me"
+    headers = {"Authorization": "Bearer " + result.output.strip()}
+    assert application.test_client().get(API, headers=headers).status_code == 200
+
+
+def test_token_command_refuses_when_a_public_key_is_configured(make_app, rsa_key):
+    application = make_app(DATASOURCES_JWT_PUBLIC_KEY=pem(rsa_key.public_key()))
+    result = application.test_cli_runner().invoke(
+        args=["token", "--tenant", "t", "--role", "admin"]
+    )
+    assert result.exit_code == 2 and "private key" in result.output
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """The repository's modules linked into a temporary folder, so `flask --app app`
+    run there keeps its instance folder (secret, SQLite file) in that folder."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in os.listdir(REPO):
+        if name in ("instance", "tests", ".git", ".venv") or name.startswith("."):
+            continue
+        os.symlink(os.path.join(REPO, name), root / name)
+    return root
+
+
+def flask_cli(checkout, *args, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATASOURCES_", "FLASK_"))}
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    return subprocess.run(
+        [flask, "--app", "app", *args],
+        cwd=checkout,
+        env={**environ, "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_flask_token_in_a_real_process(checkout, client):
+    before = sorted(os.listdir(os.path.join(REPO, "instance")))
+    result = flask_cli(
+        checkout,
+        "token",
+        "--tenant",
+        "t_proc",
+        "--role",
+        "editor",
+        "--expires-in",
+        "120",
+        DATASOURCES_JWT_SECRET=SECRET,
+    )
+    assert result.returncode == 0, result.stderr
+    headers = {"Authorization": "Bearer " + result.stdout.strip()}
+    created = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
+    assert created.status_code == 201 and created.get_json()["tenantId"] == "t_proc"
+    assert os.listdir(checkout / "instance") == ["datasources.db"]
+    assert sorted(os.listdir(os.path.join(REPO, "instance"))) == before
+
+
+def test_flask_token_without_a_secret_uses_the_instance_secret(checkout, tmp_path, monkeypatch):
+    result = flask_cli(checkout, "token", "--tenant", "t_proc", "--role", "viewer")
+    assert result.returncode == 0, result.stderr
+    secret_file = checkout / "instance" / "datasources-secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    # A second process (another worker) reads the same secret and accepts the token.
+    again = flask_cli(checkout, "token", "--tenant", "t_proc", "--role", "viewer")
+    secret = secret_file.read_text().strip()
+    for minted in (result.stdout.strip(), again.stdout.strip()):
+        assert jwt.decode(minted, secret, algorithms=["HS256"])["tenant_id"] == "t_proc"
+    monkeypatch.setattr(
+        "flask.Flask.auto_find_instance_path", lambda self: str(checkout / "instance")
+    )
+    database = f"sqlite:///{tmp_path / 'other.db'}"
+    served = service.create_app({"TESTING": True, "DATASOURCES_DATABASE_URL": database})
+    headers = {"Authorization": "Bearer " + result.stdout.strip()}
+    assert served.test_client().get(API, headers=headers).status_code == 200
+    models.db.close()
