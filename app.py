@@ -166,6 +166,7 @@ def validation_problem(exc):
 
 def database_problem(exc):
     log.warning("database unavailable: %s", type(exc).__name__)
+    g.datasources_discard = True
     seconds = str(settings().retry_after)
     return Problem(
         503, "The database is unavailable; try again shortly.", headers={"Retry-After": seconds}
@@ -308,7 +309,10 @@ def note_connection():
 @bp.teardown_request
 def close_connection(exc):
     if g.pop("datasources_opens", False) and not db.is_closed():
-        db.close()
+        if g.pop("datasources_discard", False) and hasattr(db.obj, "manual_close"):
+            db.obj.manual_close()  # not back to a pool: dead, or opened read-only
+        else:
+            db.close()
 
 
 @bp.get("")

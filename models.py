@@ -145,13 +145,18 @@ def write_transaction():
 
 
 def migrate():
-    """Apply pending migrations; safe when several processes start at once."""
+    """Apply pending migrations; safe when several processes start at once.
+    With none pending it takes no write lock, so a worker that (re)starts
+    while the database is locked or read-only still boots."""
     runner = Runner(db.obj, MIGRATIONS, table_name=MIGRATION_TABLE)
-    with db.connection_context(), write_transaction():
-        if not isinstance(db.obj, SqliteDatabase):
-            db.execute_sql("SET LOCAL statement_timeout = 0")  # DDL may outlast a request's
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        return runner.up()
+    with db.connection_context():
+        if not pending_migrations():
+            return []
+        with write_transaction():
+            if not isinstance(db.obj, SqliteDatabase):
+                db.execute_sql("SET LOCAL statement_timeout = 0")  # DDL may outlast a request's
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            return runner.up()
 
 
 def pending_migrations():

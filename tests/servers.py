@@ -2,14 +2,14 @@
 the test's own that it may stop and start (never the shared server).
 
     free_port()                       a loopback TCP port nobody listens on
-    Gunicorn(env, workers=2, user=None)
+    Gunicorn(env, workers=2, honour_file_modes=False)
         .url, .pid, .workers(), .stop(sig), .log()
     Postgres()
         .url, .start(), .stop(), .sql(query, *params)
 
 Both are context managers that clean up every process they started. As root,
-gunicorn may run as another `user` (file permissions then bind it) and
-PostgreSQL runs as `postgres`, since it refuses to run as root.
+PostgreSQL runs as `postgres` (it refuses root), and gunicorn can be made to
+honour file modes as another user would (root's override dropped by setpriv).
 """
 
 import os
@@ -67,13 +67,16 @@ class Gunicorn:
     """`gunicorn wsgi:app` on a free loopback port, with `env` added to a
     copy of ours from which every DATASOURCES_* setting is removed."""
 
-    def __init__(self, env, workers=2, user=None, args=()):
+    def __init__(self, env, workers=2, honour_file_modes=False, args=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.folder = owned_tempdir()
         self.log_path = os.path.join(self.folder, "gunicorn.log")
         base = {k: v for k, v in os.environ.items() if not k.startswith("DATASOURCES_")}
         command = [sys.executable, "-m", "gunicorn", "-w", str(workers)]
+        if honour_file_modes and os.geteuid() == 0:
+            drop = "--bounding-set=-dac_override,-dac_read_search,-fowner"
+            command = ["setpriv", "--inh-caps=-all", drop, "--", *command]
         command += ["-b", f"127.0.0.1:{self.port}", "--timeout", "30", "--graceful-timeout", "20"]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -83,7 +86,6 @@ class Gunicorn:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **run_as(user),
             )
         self.pid = self.process.pid
         try:

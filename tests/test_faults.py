@@ -1,0 +1,357 @@
+"""Faults: the database goes away and comes back, a connection dies mid-request,
+a worker is killed mid-write, gunicorn is told to stop. Real gunicorn, a real
+PostgreSQL of this module's own (never the shared server), real SQLite files.
+
+Every request carries a client timeout: a hang fails the test instead of
+stalling it, and no test asserts a duration.
+"""
+
+import concurrent.futures
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+
+import psycopg
+import pytest
+import requests
+from conftest import API, SECRET, auth
+from servers import Gunicorn, Postgres, owned_tempdir, wait_for
+
+import models
+from app import create_app
+
+TIMEOUT = 20  # seconds a client waits; well past every timeout the service sets
+
+
+class Caller:
+    """Each API operation over HTTP, as an editor of tenant t_001."""
+
+    def __init__(self, server):
+        self.url = server.url + API
+        self.workers = server.workers()
+        self.headers = auth()
+
+    def list(self):
+        return requests.get(self.url, headers=self.headers, timeout=TIMEOUT)
+
+    def post(self, key, **fields):
+        body = {"key": key, "name": key, **fields}
+        return requests.post(self.url, json=body, headers=self.headers, timeout=TIMEOUT)
+
+    def put(self, key, **fields):
+        body = {"key": key, **fields}
+        return requests.put(self.url, json=body, headers=self.headers, timeout=TIMEOUT)
+
+    def delete(self, key):
+        params = {"key": key}
+        return requests.delete(self.url, params=params, headers=self.headers, timeout=TIMEOUT)
+
+    def every_operation(self, key):
+        return [self.list(), self.post(key), self.put(key, name="x"), self.delete(key)]
+
+
+def unavailable(response):
+    """A 503 problem with a Retry-After in whole seconds."""
+    assert response.status_code == 503, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Retry-After"].isdigit()
+    body = response.json()
+    assert body["status"] == 503 and body["title"] == "Service Unavailable"
+    assert "Traceback" not in response.text
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with Postgres() as server:
+        database = models.connect_url(server.url)
+        models.bind_database(database)
+        models.migrate()
+        database.close()
+        yield server
+
+
+@pytest.fixture
+def pg_env(pg):
+    if not pg.running():
+        pg.start()
+    pg.sql("TRUNCATE data_sources, datasources_tenant_counts")
+    return {"DATASOURCES_DATABASE_URL": pg.url, "DATASOURCES_JWT_SECRET": SECRET}
+
+
+@pytest.fixture
+def background():
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        yield pool
+
+
+@contextlib.contextmanager
+def row_lock(pg, query, *params):
+    """Hold the row locks `query` (a SELECT … FOR UPDATE) takes, in an open
+    transaction, until the block ends."""
+    with psycopg.connect(pg.url, connect_timeout=5) as conn:
+        assert conn.execute(query, params).fetchall(), "nothing to lock"
+        yield
+        conn.rollback()
+
+
+def blocked_backend(pg, statement):
+    """The pid of the server backend waiting on a lock in `statement`, if any."""
+    found = pg.sql(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+        statement + "%",
+    )
+    return found[0][0] if found else None
+
+
+def client_backends(pg):
+    query = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    return pg.sql(query)[0][0] - 1  # not this query's own
+
+
+def stored(pg):
+    keys = [key for (key,) in pg.sql("SELECT key FROM data_sources ORDER BY key")]
+    counts = dict(pg.sql("SELECT tenant_id, sources FROM datasources_tenant_counts"))
+    return keys, counts
+
+
+def test_postgres_away_is_503_and_the_same_workers_serve_when_it_is_back(pg, pg_env):
+    with Gunicorn(pg_env, workers=2) as server:
+        call = Caller(server)
+        assert call.post("before").status_code == 201
+        workers = server.workers()
+        pg.stop()
+        try:
+            for attempt in range(3):  # enough requests to reach both workers
+                for response in call.every_operation(f"during-{attempt}"):
+                    unavailable(response)
+            unavailable(requests.get(f"{server.url}/readyz", timeout=TIMEOUT))
+            assert requests.get(f"{server.url}/healthz", timeout=TIMEOUT).status_code == 200
+        finally:
+            pg.start()
+        assert requests.get(f"{server.url}/readyz", timeout=TIMEOUT).json() == {"status": "ready"}
+        for attempt in range(3):
+            assert call.post(f"after-{attempt}").status_code == 201
+            assert call.put(f"after-{attempt}", rowVersion=1).json()["rowVersion"] == 2
+        assert [s["key"] for s in call.list().json()["data"]] == [
+            "before",
+            *sorted(f"after-{attempt}" for attempt in range(3)),
+        ]
+        assert server.workers() == workers  # served again without a restart
+    assert stored(pg) == (["after-0", "after-1", "after-2", "before"], {"t_001": 4})
+
+
+def test_postgres_restarted_between_requests_then_serves_the_same_workers(pg, pg_env):
+    with Gunicorn(pg_env, workers=2) as server:
+        call = Caller(server)
+        for attempt in range(6):  # every worker has used (and may keep) a connection
+            assert call.post(f"before-{attempt}").status_code == 201
+        pg.stop()
+        pg.start()
+        statuses = retried_writes(call, 12)
+        assert server.workers() == call.workers
+    keys, counts = stored(pg)
+    assert len(keys) == 6 + statuses.count(201) and counts == {"t_001": len(keys)}
+
+
+def test_a_server_that_never_answers_is_503_within_the_connect_timeout():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever answers
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres@127.0.0.1:{port}/x?connect_timeout=1"
+        env = {"DATASOURCES_DATABASE_URL": url, "DATASOURCES_JWT_SECRET": SECRET}
+        with Gunicorn(env, workers=1) as server:
+            call = Caller(server)
+            unavailable(call.list())
+            unavailable(call.post("k"))
+            unavailable(requests.get(f"{server.url}/readyz", timeout=TIMEOUT))
+
+
+def test_a_connection_killed_mid_request_is_503_and_never_reused(pg, pg_env, background):
+    with Gunicorn(pg_env, workers=1) as server:
+        call = Caller(server)
+        assert call.post("k").status_code == 201
+        with row_lock(pg, "SELECT 1 FROM data_sources WHERE key = %s FOR UPDATE", "k"):
+            pending = background.submit(call.put, "k", name="lost", rowVersion=1)
+            backend = wait_for(lambda: blocked_backend(pg, 'UPDATE "data_sources"'))
+            assert pg.sql("SELECT pg_terminate_backend(%s)", backend) == [(True,)]
+            unavailable(pending.result(TIMEOUT))
+        for version in (1, 2, 3):  # the same worker, on fresh connections
+            assert call.put("k", name=f"v{version}", rowVersion=version).status_code == 200
+        assert len(server.workers()) == 1
+    assert pg.sql("SELECT name, row_version FROM data_sources") == [("v3", 4)]
+
+
+def test_a_statement_past_its_timeout_is_503_not_a_hang(pg, pg_env, background):
+    env = {**pg_env, "DATASOURCES_STATEMENT_TIMEOUT_MS": "300"}
+    with Gunicorn(env, workers=1) as server:
+        call = Caller(server)
+        assert call.post("k").status_code == 201
+        with row_lock(pg, "SELECT 1 FROM data_sources WHERE key = %s FOR UPDATE", "k"):
+            unavailable(call.put("k", name="waited", rowVersion=1))
+            unavailable(call.delete("k"))
+        assert call.put("k", name="later", rowVersion=1).status_code == 200
+    assert pg.sql("SELECT name, row_version FROM data_sources") == [("later", 2)]
+
+
+def test_a_worker_killed_mid_write_leaves_no_half_written_source(pg, pg_env, background):
+    with Gunicorn(pg_env, workers=1) as server:
+        call = Caller(server)
+        assert call.post("first").status_code == 201
+        # The create inserts its row, then waits on the counter row we hold:
+        # the worker dies between the two writes of one transaction.
+        counter = "SELECT 1 FROM datasources_tenant_counts WHERE tenant_id = %s FOR UPDATE"
+        with row_lock(pg, counter, "t_001"):
+            pending = background.submit(call.post, "second")
+            wait_for(lambda: blocked_backend(pg, 'INSERT INTO "datasources_tenant_counts"'))
+            [worker] = server.workers()
+            os.kill(worker, signal.SIGKILL)
+            with pytest.raises(requests.ConnectionError):
+                pending.result(TIMEOUT)
+        wait_for(lambda: client_backends(pg) == 0, what="the killed worker's backend to end")
+        assert stored(pg) == (["first"], {"t_001": 1})
+        wait_for(lambda: server.workers() not in ([], [worker]), what="a new worker")
+        assert call.post("second").status_code == 201  # not a 409: nothing was left behind
+    assert stored(pg) == (["first", "second"], {"t_001": 2})
+
+
+def test_sigterm_lets_an_in_flight_request_finish(pg, pg_env, background):
+    with Gunicorn(pg_env, workers=1) as server:
+        call = Caller(server)
+        assert call.post("slow").status_code == 201
+        with row_lock(pg, "SELECT 1 FROM data_sources WHERE key = %s FOR UPDATE", "slow"):
+            pending = background.submit(call.put, "slow", name="finished", rowVersion=1)
+            wait_for(lambda: blocked_backend(pg, 'UPDATE "data_sources"'))
+            server.process.send_signal(signal.SIGTERM)
+            wait_for(lambda: "Handling signal: term" in server.log(), what="gunicorn's SIGTERM")
+        response = pending.result(TIMEOUT)
+        assert response.status_code == 200
+        assert (response.json()["name"], response.json()["rowVersion"]) == ("finished", 2)
+        assert server.process.wait(TIMEOUT) == 0
+        with pytest.raises(requests.ConnectionError):
+            call.list()
+    assert pg.sql("SELECT name, row_version FROM data_sources") == [("finished", 2)]
+
+
+@pytest.fixture
+def sqlite_app(tmp_path, monkeypatch):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    path = tmp_path / "datasources.db"
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATASOURCES_DATABASE_URL": f"sqlite:///{path}",
+            "DATASOURCES_JWT_SECRET": SECRET,
+            "DATASOURCES_SQLITE_BUSY_TIMEOUT_MS": 200,
+        }
+    )
+    app.database_path = str(path)
+    yield app
+    if not models.db.is_closed():
+        models.db.close()
+
+
+def test_sqlite_locked_past_the_busy_timeout_is_503_for_writes(sqlite_app):
+    client, headers = sqlite_app.test_client(), auth()
+    assert client.post(API, json={"key": "k", "name": "n"}, headers=headers).status_code == 201
+    holder = sqlite3.connect(sqlite_app.database_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for response in [
+            client.post(API, json={"key": "new", "name": "n"}, headers=headers),
+            client.put(API, json={"key": "k", "name": "x", "rowVersion": 1}, headers=headers),
+            client.delete(API, query_string={"key": "k"}, headers=headers),
+        ]:
+            assert response.status_code == 503
+            assert response.mimetype == "application/problem+json"
+            assert response.headers["Retry-After"] == "5"
+        listed = client.get(API, headers=headers)  # WAL: readers never wait for the writer
+        assert listed.status_code == 200 and listed.json["pagination"]["total"] == 1
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert client.put(API, json={"key": "k", "rowVersion": 1}, headers=headers).status_code == 200
+    assert client.post(API, json={"key": "new", "name": "n"}, headers=headers).status_code == 201
+
+
+@pytest.fixture
+def sqlite_env():
+    folder = owned_tempdir()
+    yield {
+        "DATASOURCES_DATABASE_URL": f"sqlite:///{folder}/ds.db",
+        "DATASOURCES_JWT_SECRET": SECRET,
+        "DATASOURCES_SQLITE_BUSY_TIMEOUT_MS": "200",
+    }
+    shutil.rmtree(folder)
+
+
+def chmod_database(env, mode):
+    for path in glob.glob(env["DATASOURCES_DATABASE_URL"].removeprefix("sqlite:///") + "*"):
+        os.chmod(path, mode)
+
+
+def test_sqlite_file_unwritable_is_503_for_writes_until_it_is_writable_again(sqlite_env):
+    with Gunicorn(sqlite_env, workers=1) as server:
+        assert Caller(server).post("k").status_code == 201
+    # Workers that open the database while it is unwritable (root's override
+    # dropped, so file modes bind) boot, read, and answer writes with 503.
+    chmod_database(sqlite_env, 0o444)
+    with Gunicorn(sqlite_env, workers=2, honour_file_modes=True) as server:
+        call = Caller(server)
+        workers = server.workers()
+        for attempt in range(3):
+            unavailable(call.post(f"new-{attempt}"))
+            unavailable(call.put("k", name="x"))
+            unavailable(call.delete("k"))
+            assert call.list().json()["pagination"]["total"] == 1
+        # SQLite makes its -wal/-shm files with the database's mode, so an
+        # operator restores all of them, not only ds.db.
+        chmod_database(sqlite_env, 0o644)
+        statuses = retried_writes(call, 12)
+        assert call.list().json()["pagination"]["total"] == 1 + statuses.count(201)
+        assert server.workers() == workers
+
+
+def retried_writes(call, count):
+    """Creates after a fault has passed: a connection a worker keeps from the
+    fault (pooled: dead, or opened read-only) may fail once, with a 503, and
+    is then discarded; so at most one 503 per worker, and never a 500."""
+    statuses = []
+    for attempt in range(count):
+        response = call.post(f"after-{attempt}")
+        if response.status_code != 201:
+            unavailable(response)
+        statuses.append(response.status_code)
+    assert statuses.count(503) <= len(call.workers)
+    return statuses
+
+
+def test_a_worker_restarted_while_sqlite_is_locked_boots_and_serves(sqlite_env):
+    with Gunicorn(sqlite_env, workers=2) as server:
+        call = Caller(server)
+        assert call.post("k").status_code == 201
+        path = sqlite_env["DATASOURCES_DATABASE_URL"].removeprefix("sqlite:///")
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            killed = server.workers()[0]
+            os.kill(killed, signal.SIGKILL)
+            wait_for(
+                lambda: killed not in server.workers() and len(server.workers()) == 2,
+                what="a new worker",
+            )
+            wait_for(
+                lambda: "Booting worker" in server.log().split(str(killed))[-1], what="boot log"
+            )
+            unavailable(call.post("new"))
+            assert call.list().status_code == 200
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        assert server.process.poll() is None, server.log()
+        for attempt in range(4):
+            assert call.post(f"new-{attempt}").status_code == 201
