@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import requests
 from conftest import API, SECRET, auth
-from servers import Gunicorn, Postgres, owned_tempdir, wait_for
+from servers import Gunicorn, Postgres, free_port, owned_tempdir, wait_for
 
 import models
 from app import create_app
@@ -355,3 +355,33 @@ def test_a_worker_restarted_while_sqlite_is_locked_boots_and_serves(sqlite_env):
         assert server.process.poll() is None, server.log()
         for attempt in range(4):
             assert call.post(f"new-{attempt}").status_code == 201
+
+
+def test_readyz_is_503_while_migrations_pend_and_200_once_applied(tmp_path, monkeypatch):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    config = {"DATASOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'ds.db'}"}
+    app = create_app({**config, "DATASOURCES_JWT_SECRET": SECRET, "DATASOURCES_AUTO_MIGRATE": "0"})
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"] == "Schema migrations are pending: 0001_initial."
+    assert models.migrate() == ["0001_initial"]
+    response = client.get("/readyz")
+    assert (response.status_code, response.json) == (200, {"status": "ready"})
+    models.db.close()
+
+
+def test_healthz_needs_no_database_and_readyz_names_none(monkeypatch, tmp_path):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    refused = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    app = create_app({"DATASOURCES_DATABASE_URL": refused, "DATASOURCES_JWT_SECRET": SECRET})
+    client = app.test_client()
+    assert (client.get("/healthz").status_code, client.get("/healthz").json) == (
+        200,
+        {"status": "ok"},
+    )
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json["detail"] == "The database is unavailable; try again shortly."
+    assert "127.0.0.1" not in response.get_data(as_text=True)  # no connection details leak
