@@ -364,7 +364,9 @@ def update_source():
     with write_transaction():
         updated = update.execute()
         current = DataSource.get_or_none(DataSource.tenant_id == tenant, DataSource.key == key)
-    if current is None:
+    # Without rowVersion, no row updated means none existed when the UPDATE ran;
+    # one that READ COMMITTED lets the read see, created since, is no conflict.
+    if current is None or (not updated and expected is None):
         raise Problem(404, f"No data source has key {key!r}.")
     if not updated:
         raise Problem(
