@@ -31,6 +31,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Rule
 
 import models
+import observability
 import openapi
 from models import DataSource, TenantCount, db, write_transaction
 from schemas import (
@@ -166,6 +167,7 @@ def validation_problem(exc):
 
 def database_problem(exc):
     log.warning("database unavailable: %s", type(exc).__name__)
+    observability.count_database_error(exc)
     g.datasources_discard = True
     seconds = str(settings().retry_after)
     return Problem(
@@ -225,6 +227,7 @@ def authorize(minimum):
     tenant, role = settings().identity() or (None, None)
     if not isinstance(tenant, str) or not 0 < len(tenant) <= 255 or not tenant.isprintable():
         raise unauthorized("The credentials name no valid tenant.")
+    g.datasources_tenant = tenant  # for the request log
     if not isinstance(role, str) or not role:
         raise unauthorized("The credentials name no role.")
     if ROLES.get(role, 0) < ROLES[minimum]:
@@ -500,6 +503,7 @@ def init_app(app, url_prefix=PREFIX, database=None, identity=None, cli_group="da
         )
     models.bind_database(database)
     app.extensions["datasources"] = state
+    observability.init_app(app, bp)
     app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
     auto = flag(config["AUTO_MIGRATE"])
     if auto or (auto is None and isinstance(database, peewee.SqliteDatabase)):
@@ -517,4 +521,5 @@ def create_app(test_config=None):
     app.register_error_handler(HTTPException, http_problem)
     init_app(app, cli_group=None)
     app.register_blueprint(probes)
+    observability.use_standalone(app)  # stdout log handler, GET /metrics
     return app

@@ -1,0 +1,227 @@
+"""Request logs, request ids and Prometheus metrics for the API's blueprint.
+
+The hooks go on our blueprint only, so a host's requests are never logged,
+counted or timed by us. Log records go to the `datasources` logger; the
+standalone service (`use_standalone`) gives it a handler on stdout, while an
+embedding host routes it with its own logging setup (its root logger is never
+touched). Metrics live in prometheus_client's default registry, so a host that
+already serves it shows ours too; in multiprocess mode (PROMETHEUS_MULTIPROC_DIR,
+set by gunicorn.conf.py) every worker's counts are summed at scrape time.
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+
+from flask import current_app, g, has_request_context, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+log = logging.getLogger("datasources")
+access_log = logging.getLogger("datasources.access")
+
+EXTENSION = "datasources_observability"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")  # a trace id, UUID, ULID, ...
+METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+LOG_FORMATS = ("json", "text")
+
+REQUESTS = Counter(
+    "datasources_requests_total",
+    "Requests answered by the data sources API.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "datasources_request_duration_seconds",
+    "Time from the API's first hook to its response, in seconds.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DATABASE_ERRORS = Counter(
+    "datasources_database_errors_total",
+    "Requests answered 503 because the database failed, by error class.",
+    ["error"],
+)
+
+
+def enabled(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def init_app(app, blueprint):
+    """Per-app settings, and our hooks on `blueprint` (once, before its
+    first registration: Flask refuses new hooks after it)."""
+    app.extensions[EXTENSION] = enabled(app.config.get("DATASOURCES_METRICS", True))
+    if start_request not in blueprint.before_request_funcs.get(None, ()):
+        blueprint.before_request(start_request)
+        blueprint.after_request(finish_request)
+
+
+def start_request():
+    given = request.headers.get("X-Request-ID", "")
+    g.datasources_request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.datasources_started = time.perf_counter()
+
+
+def finish_request(response):
+    """Send the request id back, log one line and count the request."""
+    req, ctx = request._get_current_object(), g._get_current_object()  # proxies cost
+    request_id = getattr(ctx, "datasources_request_id", None) or uuid.uuid4().hex
+    elapsed = time.perf_counter() - getattr(ctx, "datasources_started", time.perf_counter())
+    response.headers["X-Request-ID"] = request_id
+    status, method, path = response.status_code, req.method, req.path
+    if access_log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "tenant": getattr(ctx, "datasources_tenant", None),
+        }
+        access_log.info("%s %s %s", method, path, status, extra={"datasources": fields})
+    if current_app.extensions[EXTENSION]:
+        try:
+            rule = req.url_rule
+            route = rule.rule if rule is not None else "unmatched"
+            requests, latency = series(route, method if method in METHODS else "other", status)
+            requests.inc()
+            latency.observe(elapsed)
+        except OSError:  # the multiprocess folder is gone: no metric is worth a 500
+            log.warning("metrics not recorded: the metrics folder is unavailable")
+    return response
+
+
+_series = {}
+
+
+def series(route, method, status):
+    """The counter and histogram children of one route, method and status,
+    looked up once: `labels()` takes a lock and builds keys on every call."""
+    key = (route, method, status)
+    found = _series.get(key)
+    if found is None:
+        found = REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
+        _series[key] = found
+    return found
+
+
+def count_database_error(exc):
+    """Count a request that failed on the database (the 503 handler calls this)."""
+    if current_app.extensions.get(EXTENSION):
+        try:
+            DATABASE_ERRORS.labels(type(exc).__name__).inc()
+        except OSError:
+            log.warning("metrics not recorded: the metrics folder is unavailable")
+
+
+def metrics_view():
+    """The Prometheus text exposition: every worker's counts when gunicorn
+    runs in multiprocess mode, this process's otherwise."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return current_app.response_class(
+        generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def use_standalone(app):
+    """The standalone service's share: log lines on stdout in the configured
+    format, and `GET /metrics` unless metrics are off."""
+    fmt = str(app.config.get("DATASOURCES_LOG_FORMAT") or "json").strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ValueError("DATASOURCES_LOG_FORMAT must be json or text.")
+    log_to_stdout(fmt)
+    if app.extensions[EXTENSION]:
+        app.add_url_rule("/metrics", "datasources_metrics", metrics_view, methods=["GET"])
+
+
+# Log lines: JSON for machines, text for people reading a terminal.
+
+
+class StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is when a record comes (test runners
+    and daemons replace it), never to a stream that has since been closed."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def log_to_stdout(fmt):
+    """One handler of ours on the `datasources` logger, replacing any that an
+    earlier app of this process installed; records still propagate."""
+    for handler in [h for h in log.handlers if isinstance(h, StdoutHandler)]:
+        log.removeHandler(handler)
+    handler = StdoutHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+_second = (0, "1970-01-01T00:00:00")  # strftime once a second, not per line
+
+
+def timestamp(created):
+    """`2026-03-16T02:00:00.000Z`, as the API writes times."""
+    global _second
+    whole = int(created)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
+
+
+def request_fields(record):
+    """The access line's fields, or the current request's id for other records."""
+    fields = getattr(record, "datasources", None)
+    if fields is None and has_request_context() and "datasources_request_id" in g:
+        fields = {"request_id": g.datasources_request_id}
+    return fields
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        entry = {
+            "time": timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = request_fields(record)
+        if fields:
+            entry.update(fields)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record):
+        head = f"{timestamp(record.created)} {record.levelname} {record.name}"
+        fields = request_fields(record)
+        if record.name == access_log.name and fields:
+            path = fields["path"]
+            return (
+                f"{head} {fields['method']} {path if path.isprintable() else repr(path)} "
+                f"{fields['status']} {fields['duration_ms']}ms tenant={fields['tenant'] or '-'} "
+                f"request_id={fields['request_id']}"
+            )
+        message = record.getMessage()
+        line = f"{head}: {message if message.isprintable() else repr(message)}"
+        return f"{line} request_id={fields['request_id']}" if fields else line
