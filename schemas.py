@@ -43,11 +43,24 @@ class Text(fields.String):
         return text
 
 
+def canonical_numbers(value):
+    """PostgreSQL's jsonb reads back `1e+16` as 10000000000000000 and `-0.0`
+    as 0.0; store them so on every backend, and a write's answer equals
+    every later read. (Floats from 1e16 up are whole numbers.)"""
+    if isinstance(value, float):
+        return int(value) if abs(value) >= 1e16 else value + 0.0
+    if isinstance(value, dict):
+        return {key: canonical_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [canonical_numbers(item) for item in value]
+    return value
+
+
 class JSONObject(fields.Dict):
     def _deserialize(self, value, attr, data, **kwargs):
         mapping = super()._deserialize(value, attr, data, **kwargs)
         check_storable(mapping)
-        return mapping
+        return canonical_numbers(mapping)
 
 
 class UTCDateTime(fields.AwareDateTime):
@@ -134,7 +147,7 @@ class DeleteQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    key = fields.String(
+    key = Text(  # storable text: `?key=%00` would be a database error
         required=True,
         validate=validate.Length(1, 255),
         error_messages={"required": "Missing key query parameter."},
