@@ -1,0 +1,204 @@
+"""The OpenAPI document: valid, served without auth, and following the routes
+and schemas, so a route or field that changes without it fails here."""
+
+import jsonschema
+import pytest
+from conftest import API, auth
+from flask import Flask
+from openapi_spec_validator import validate
+
+import openapi
+from app import METHODS, init_app
+from schemas import (
+    STATUSES,
+    SYNC_MODES,
+    delete_query_schema,
+    list_query_schema,
+    source_schema,
+    update_source_schema,
+)
+
+DOC = "/api/v1/openapi.json"
+NOT_OPERATIONS = {"datasources.fallback", "datasources.openapi", "datasources.docs"}
+
+
+@pytest.fixture
+def document(client):
+    response = client.get(DOC)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def component(document, name):
+    return document["components"]["schemas"][name]
+
+
+def check(document, name, instance):
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    jsonschema.validate(instance, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_served_without_credentials_whatever_the_headers(client):
+    for headers in ({}, {"Authorization": "Bearer forged"}, auth(role="nobody")):
+        response = client.get(DOC, headers=headers)
+        assert response.status_code == 200
+        assert response.mimetype == "application/json"
+        assert response.get_json() == openapi.build(API)
+
+
+def test_built_once_per_app_not_per_request(app, monkeypatch):
+    def fail(url_prefix):
+        raise AssertionError("built per request")
+
+    monkeypatch.setattr(openapi, "build", fail)
+    client = app.test_client()
+    first, second = client.get(DOC), client.get(DOC)
+    assert first.status_code == second.status_code == 200
+    assert first.data == second.data
+
+
+def test_operations_match_the_blueprints_routes(app, document):
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("datasources.") and rule.endpoint not in NOT_OPERATIONS:
+            routed |= {(rule.rule, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert documented == routed
+    assert {method for _, method in routed} == {m.lower() for m in METHODS}
+
+
+def test_every_operation_needs_a_bearer_jwt(document):
+    assert document["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    for operation in document["paths"][API].values():
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403", "503"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize(
+    "method, success, errors",
+    [
+        ("get", "200", {"400"}),
+        ("post", "201", {"400", "409", "413", "415"}),
+        ("put", "200", {"400", "404", "409", "413", "415"}),
+        ("delete", "204", {"400", "404"}),
+    ],
+)
+def test_each_operations_status_codes(document, method, success, errors):
+    responses = set(document["paths"][API][method]["responses"])
+    assert responses == {success, "401", "403", "503"} | errors
+
+
+def test_problem_responses_are_problem_json_with_their_headers(document):
+    responses = document["components"]["responses"]
+    for status, (name, _) in openapi.ERRORS.items():
+        content = responses[name]["content"]
+        assert list(content) == ["application/problem+json"]
+        assert set(responses[name].get("headers", {})) == set(openapi.HEADERS.get(status, {}))
+    conflict = document["paths"][API]["put"]["responses"]["409"]
+    assert conflict["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ConcurrencyConflict"
+    }
+    assert "current" in component(document, "ConcurrencyConflict")["required"]
+
+
+def test_the_object_is_what_the_api_returns(api, document):
+    created = api.post({"key": "k", "name": "n"}).get_json()
+    described = component(document, "DataSource")
+    assert list(described["properties"]) == list(created)
+    assert described["required"] == list(created)
+    assert described["additionalProperties"] is False
+    check(document, "DataSource", created)
+    check(document, "DataSourcePage", api.get().get_json())
+
+
+def test_request_bodies_follow_the_schemas(document):
+    create, update = (
+        component(document, "DataSourceCreate"),
+        component(document, "DataSourceUpdate"),
+    )
+    dumped = [field.data_key or name for name, field in source_schema.fields.items()]
+    assert list(create["properties"]) == list(update["properties"]) == dumped
+    assert create["required"] == ["key", "name"]
+    assert update["required"] == ["key"]
+    ignored = {"readOnly": True, "description": "Ignored."}
+    for name in ("id", "tenantId", "rowVersion", "createdAt", "updatedAt"):
+        assert create["properties"][name] == ignored
+    for name in ("id", "tenantId", "createdAt", "updatedAt"):
+        assert update["properties"][name] == ignored
+    assert update["properties"]["rowVersion"]["type"] == "integer"
+    assert all("default" not in prop for prop in update["properties"].values())
+    assert create["properties"]["syncMode"]["enum"] == list(SYNC_MODES)
+    assert create["properties"]["status"]["enum"] == list(STATUSES)
+    assert set(update_source_schema.load_fields) == set(source_schema.load_fields) | {"row_version"}
+
+
+def test_request_bodies_accept_what_the_api_accepts(api, document):
+    sent = {"key": "k", "name": "n", "recordCount": 3, "id": 42, "rowVersion": "x"}
+    check(document, "DataSourceCreate", sent)
+    assert api.post(sent).status_code == 201
+    with pytest.raises(jsonschema.ValidationError):
+        check(document, "DataSourceCreate", {"key": "k", "name": "n", "extra": 1})
+    assert api.post({"key": "k2", "name": "n", "extra": 1}).status_code == 400
+    with pytest.raises(jsonschema.ValidationError):
+        check(document, "DataSourceCreate", {"key": "a\x00b", "name": "n"})
+    assert api.post({"key": "a\x00b", "name": "n"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "method, query_schema", [("get", list_query_schema), ("delete", delete_query_schema)]
+)
+def test_query_parameters_follow_the_schemas(document, method, query_schema):
+    parameters = document["paths"][API][method]["parameters"]
+    expected = [(name, field.required) for name, field in query_schema.fields.items()]
+    assert [(p["name"], p["required"]) for p in parameters] == expected
+    assert all(p["in"] == "query" for p in parameters)
+
+
+def test_the_list_parameters_bounds(document):
+    limit, cursor = document["paths"][API]["get"]["parameters"]
+    assert limit["schema"] == {"type": "integer", "default": 25, "minimum": 1, "maximum": 100}
+    assert cursor["schema"]["type"] == "string"
+
+
+def test_a_conflict_body_matches_the_document(api, document):
+    api.post({"key": "k", "name": "n"})
+    response = api.put({"key": "k", "name": "m", "rowVersion": 9})
+    assert response.status_code == 409
+    check(document, "ConcurrencyConflict", response.get_json())
+    check(document, "Problem", api.put({"key": "nope"}).get_json())
+    check(document, "Problem", api.post({"name": 5}).get_json())
+
+
+def test_links_lead_from_create_to_update_and_delete(document):
+    links = document["paths"][API]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} == {
+        "updateDataSource",
+        "deleteDataSource",
+    }
+    operation_ids = {op["operationId"] for op in document["paths"][API].values()}
+    assert {link["operationId"] for link in links.values()} <= operation_ids
+
+
+def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
+    host = Flask("host", instance_path=str(tmp_path))
+    host.config["DATASOURCES_JWT_SECRET"] = "s" * 32
+    host.config["DATASOURCES_DATABASE_URL"] = f"sqlite:///{tmp_path / 'ds.db'}"
+
+    @host.get("/openapi.json")
+    def hosts_own():
+        return {"host": True}
+
+    init_app(host, url_prefix="/tools/ds")
+    client = host.test_client()
+    document = client.get("/tools/openapi.json").get_json()
+    assert list(document["paths"]) == ["/tools/ds"]
+    validate(document)
+    assert client.get("/openapi.json").get_json() == {"host": True}
+    assert client.get(DOC).status_code == 404
