@@ -6,14 +6,18 @@ Every request carries a client timeout: a hang fails the test instead of
 stalling it, and no test asserts a duration.
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import glob
+import itertools
 import os
 import shutil
 import signal
 import socket
 import sqlite3
+import threading
+import time
 
 import psycopg
 import pytest
@@ -385,3 +389,61 @@ def test_healthz_needs_no_database_and_readyz_names_none(monkeypatch, tmp_path):
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert response.json["detail"] == "The database is unavailable; try again shortly."
     assert "127.0.0.1" not in response.get_data(as_text=True)  # no connection details leak
+
+
+def test_workers_killed_under_write_load_leave_every_source_whole(database_url):
+    """SIGKILL workers while creates and deletes are in flight: every source
+    and the tenant's counter stay consistent, every answered write holds."""
+    env = {"DATASOURCES_DATABASE_URL": database_url, "DATASOURCES_JWT_SECRET": SECRET}
+    stop = threading.Event()
+
+    def writer(server, number):
+        session, outcomes = requests.Session(), collections.defaultdict(set)
+        session.headers.update(auth())
+        url = server.url + API
+        for n in itertools.count():
+            if stop.is_set():
+                return outcomes
+            key = f"w{number}-{n}"
+            try:
+                created = session.post(url, json={"key": key, "name": key}, timeout=TIMEOUT)
+                outcomes[created.status_code].add(key)
+                if n % 2:
+                    deleted = session.delete(url, params={"key": key}, timeout=TIMEOUT)
+                    outcomes[deleted.status_code].add(key)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                outcomes["cut"].add(key)  # the worker died: either outcome may hold
+
+    with Gunicorn(env, workers=3) as server:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            writers = [pool.submit(writer, server, number) for number in range(6)]
+            for victim in range(3):
+                time.sleep(0.3)  # pacing only: let writes pile up in every worker
+                killed = server.workers()[victim % 3]
+                os.kill(killed, signal.SIGKILL)
+                wait_for(
+                    lambda gone=killed: len(server.workers()) == 3 and gone not in server.workers()
+                )
+            stop.set()
+            outcomes = collections.defaultdict(set)
+            for future in writers:
+                for status, keys in future.result().items():
+                    outcomes[status] |= keys
+    assert set(outcomes) <= {201, 204, 404, "cut"}, outcomes.keys()
+    rows = database_rows(database_url, "SELECT key FROM data_sources WHERE tenant_id = 't_001'")
+    counted = database_rows(
+        database_url, "SELECT sources FROM datasources_tenant_counts WHERE tenant_id = 't_001'"
+    )
+    keys = {key for (key,) in rows}
+    assert counted == [(len(keys),)]
+    assert outcomes[201] - outcomes[204] - outcomes["cut"] <= keys
+    assert not keys & outcomes[204]
+    assert len(outcomes[201]) > 0
+
+
+def database_rows(database_url, sql):
+    if database_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(sql).fetchall()
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql).fetchall()
