@@ -22,7 +22,7 @@ from conftest import API, SECRET, auth
 from servers import Gunicorn
 
 CLIENTS = 16  # threads sending requests at once
-OPERATIONS = 80  # requests per client
+OPERATIONS = 120  # requests per client
 TENANTS = ["t_load_a", "t_load_b"]
 VERSIONED = [f"versioned-{n}" for n in range(4)]  # only ever updated with rowVersion
 STABLE = [f"stable-{n}" for n in range(30)]  # never touched: every walk finds each once
