@@ -281,7 +281,7 @@ def test_gunicorn_reads_the_repository_config_with_no_flag():
     assert config["bind"] == "['127.0.0.1:8000']"
     expected = {
         "worker_class": "gthread",
-        "threads": "4",
+        "threads": "2",
         "timeout": "30",
         "graceful_timeout": "25",
         "keepalive": "5",
@@ -299,8 +299,8 @@ def test_gunicorn_config_honours_the_environment_then_flags():
     env = {"WEB_CONCURRENCY": "3", "PORT": "5055", "GUNICORN_CMD_ARGS": "-w 5 -b 127.0.0.1:9"}
     config = gunicorn_config(env)
     assert (config["workers"], config["bind"]) == ("5", "['127.0.0.1:9']")
-    config = gunicorn_config(env, ["-w", "1", "-b", "127.0.0.1:7", "--threads", "2"])
-    assert (config["workers"], config["bind"], config["threads"]) == ("1", "['127.0.0.1:7']", "2")
+    config = gunicorn_config(env, ["-w", "1", "-b", "127.0.0.1:7", "--threads", "3"])
+    assert (config["workers"], config["bind"], config["threads"]) == ("1", "['127.0.0.1:7']", "3")
 
 
 # Several real workers: one /metrics sums them all.
