@@ -5,6 +5,7 @@ views, then `init_app` (embedding) and `create_app` (standalone).
 """
 
 import datetime
+import hashlib
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from werkzeug.exceptions import (
     InternalServerError,
     MethodNotAllowed,
     NotFound,
+    RequestEntityTooLarge,
     default_exceptions,
 )
 from werkzeug.http import HTTP_STATUS_CODES
@@ -225,7 +227,12 @@ def header_identity():
 def authorize(minimum):
     """The caller's tenant, once its role is at least `minimum`."""
     tenant, role = settings().identity() or (None, None)
-    if not isinstance(tenant, str) or not 0 < len(tenant) <= 255 or not tenant.isprintable():
+    if (
+        not isinstance(tenant, str)
+        or not 0 < len(tenant) <= 255
+        or not tenant.isprintable()
+        or tenant != tenant.strip()  # " t_001" would silently be another tenant
+    ):
         raise unauthorized("The credentials name no valid tenant.")
     g.datasources_tenant = tenant  # for the request log
     if not isinstance(role, str) or not role:
@@ -258,13 +265,29 @@ def reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def read_body():
+    """The raw body, a 413 past MAX_BODY_BYTES however it is framed. Werkzeug
+    checks a Content-Length, but cuts a chunked body at the limit silently."""
+    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=False)
+    limit, stream, data = settings().max_body_bytes, request.environ["wsgi.input"], b""
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            return data
+        data += chunk
+    raise RequestEntityTooLarge()
+
+
 def json_body():
-    """The request's JSON object, strictly parsed."""
+    """The request's JSON object, strictly parsed from UTF-8 (RFC 8259)."""
     if request.mimetype != "application/json":
         raise Problem(415, "The body must be sent as Content-Type: application/json.")
+    if request.mimetype_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        raise Problem(415, "The body must be JSON in utf-8.")
     try:
         body = json.loads(
-            request.get_data(cache=False),
+            read_body().decode("utf-8"),  # strict: no UTF-16, no encoded surrogates
             object_pairs_hook=unique_keys,
             parse_float=finite,
             parse_constant=reject_constant,
@@ -277,19 +300,40 @@ def json_body():
     return body
 
 
+def load_query(schema):
+    """The query string through `schema`. A parameter it reads given twice is
+    a 400: layers that pick the first or the last would disagree."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    repeated = [name for name in repeated if name in schema.fields]
+    if repeated:
+        raise ValidationError({name: ["Given more than once."] for name in repeated})
+    return schema.load(request.args.to_dict())
+
+
+def cursor_owner(tenant):
+    """The tenant as a cursor names it: a digest, so that cursors stay short
+    whatever the tenant id (up to 255 characters, any script)."""
+    return hashlib.sha256(tenant.encode()).hexdigest()[:32]
+
+
 def write_cursor(tenant, source):
-    return settings().cursor_signer.dumps([tenant, source.created_at.isoformat(), source.id])
+    position = [cursor_owner(tenant), source.created_at.isoformat(), source.id]
+    return settings().cursor_signer.dumps(position)
 
 
 def read_cursor(cursor, tenant):
-    """The (created_at, id) position a cursor of this tenant points after."""
+    """The (created_at, id) position a cursor of this tenant points after;
+    anything but a cursor we wrote for this tenant is a 400."""
     if cursor is None:
         return None
     try:
         owner, created_at, source_id = settings().cursor_signer.loads(cursor)
-        if owner != tenant:
-            raise ValueError("another tenant's cursor")
-        return datetime.datetime.fromisoformat(created_at), str(source_id)
+        moment = datetime.datetime.fromisoformat(created_at)
+        if owner != cursor_owner(tenant) or moment.tzinfo is not None:
+            raise ValueError("not this tenant's cursor")
+        if not isinstance(source_id, str) or not source_id.isprintable() or len(source_id) > 64:
+            raise ValueError("not a source id")
+        return moment, source_id
     except (BadSignature, ValueError, TypeError):
         raise ValidationError({"cursor": ["Not a valid cursor."]}) from None
 
@@ -322,7 +366,7 @@ def close_connection(exc):
 def list_sources():
     """The tenant's sources, oldest first, one keyset page at a time."""
     tenant = authorize("viewer")
-    query = list_query_schema.load(request.args.to_dict())
+    query = load_query(list_query_schema)
     limit = query["limit"]
     rows = list(DataSource.page(tenant, limit + 1, read_cursor(query.get("cursor"), tenant)))
     page, more = rows[:limit], len(rows) > limit
@@ -386,7 +430,7 @@ def update_source():
 def delete_source():
     """Delete the source named by `?key=`."""
     tenant = authorize("editor")
-    key = delete_query_schema.load(request.args.to_dict())["key"]
+    key = load_query(delete_query_schema)["key"]
     with write_transaction():
         deleted = (
             DataSource.delete()

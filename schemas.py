@@ -135,11 +135,21 @@ class DataSourceUpdateSchema(DataSourceSchema):
     read_only = READ_ONLY
 
 
+class Digits(fields.Integer):
+    """A query integer in ASCII digits only: `int()` would also take " 5",
+    "+5", "1_0" and other scripts' digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class ListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
+    limit = Digits(load_default=25, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(1, 512))
 
 
