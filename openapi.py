@@ -1,19 +1,25 @@
-"""The OpenAPI 3.1 document of the API, generated from schemas.py with apispec.
+"""The OpenAPI 3.1 document of the API, generated from schemas.py with apispec,
+and Swagger UI to read and try it.
 
 `mount` runs once per app when the blueprint is registered: it builds the
 document for the blueprint's url_prefix and serves it, with no auth, beside
 the collection, at `<parent of the url_prefix>/openapi.json` (so
-`/api/v1/openapi.json` standalone, `/tools/openapi.json` under `/tools/ds`).
+`/api/v1/openapi.json` standalone, `/tools/openapi.json` under `/tools/ds`),
+and the interactive page at `<parent>/docs`, its assets served from the
+pinned swagger-ui-bundle-v2 package (deployments may have no internet).
 """
 
 import copy
+import html
 import json
 import posixpath
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import current_app
+from flask import current_app, send_from_directory
 from marshmallow import Schema, fields, validate
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import NotFound
 
 from schemas import (
     JSONObject,
@@ -63,7 +69,10 @@ class SourcePageSchema(Schema):
 
 
 def storable(converter, field, **kwargs):
-    """Document the storable-text rule of schemas.Text and schemas.JSONObject."""
+    """Document what JSON Schema says only this way: schemas.Text's storable
+    text, schemas.JSONObject's storable values, strict integers."""
+    if isinstance(field, fields.Integer) and field.strict:
+        return {"description": 'A JSON integer: 1.0, true and "1" are refused.'}
     if isinstance(field, Text):
         return {"pattern": STORABLE_TEXT}
     if isinstance(field, JSONObject):
@@ -251,17 +260,59 @@ def parent_of(url_prefix):
     return posixpath.dirname(url_prefix.rstrip("/")).rstrip("/")
 
 
+ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png")
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Data Sources API</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: {document},
+  dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+}});
+</script>
+</body>
+</html>
+"""
+
+
 def mount(state):
-    """Serve the document of the API at `state.url_prefix` (a `record_once` hook)."""
+    """Serve the document of the API at `state.url_prefix`, and its page
+    (a `record_once` hook)."""
+    parent = parent_of(state.url_prefix)
     body = json.dumps(build(state.url_prefix))
+    page = PAGE.format(
+        assets=html.escape(f"{parent}/docs/assets"),
+        document=json.dumps(f"{parent}/openapi.json").replace("<", "\\u003c"),
+    )
 
     def openapi_document():
         """The OpenAPI document; no credentials needed."""
         return current_app.response_class(body, mimetype="application/json")
 
-    state.app.add_url_rule(
-        parent_of(state.url_prefix) + "/openapi.json",
-        endpoint="datasources.openapi",
-        view_func=openapi_document,
-        methods=["GET"],
-    )
+    def docs():
+        """Swagger UI on the document; "Authorize" takes a bearer token."""
+        return current_app.response_class(page, mimetype="text/html")
+
+    def docs_asset(name):
+        if name not in ASSETS:
+            raise NotFound()
+        return send_from_directory(swagger_ui_path, name, max_age=3600)
+
+    for rule, view in (
+        ("/openapi.json", openapi_document),
+        ("/docs", docs),
+        ("/docs/assets/<name>", docs_asset),
+    ):
+        state.app.add_url_rule(
+            parent + rule, endpoint=f"datasources.{view.__name__}", view_func=view, methods=["GET"]
+        )

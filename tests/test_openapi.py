@@ -19,7 +19,12 @@ from schemas import (
 )
 
 DOC = "/api/v1/openapi.json"
-NOT_OPERATIONS = {"datasources.fallback", "datasources.openapi", "datasources.docs"}
+NOT_OPERATIONS = {
+    "datasources.fallback",
+    "datasources.openapi_document",
+    "datasources.docs",
+    "datasources.docs_asset",
+}
 
 
 @pytest.fixture
@@ -202,3 +207,21 @@ def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
     validate(document)
     assert client.get("/openapi.json").get_json() == {"host": True}
     assert client.get(DOC).status_code == 404
+    assert "/tools/openapi.json" in client.get("/tools/docs").get_data(as_text=True)
+
+
+def test_the_docs_page_and_its_assets_are_served_without_credentials(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert 'url: "/api/v1/openapi.json"' in html
+    assert '<script src="/api/v1/docs/assets/swagger-ui-bundle.js">' in html
+    for name, mimetype in (
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+    ):
+        asset = client.get(f"/api/v1/docs/assets/{name}")
+        assert asset.status_code == 200 and asset.mimetype == mimetype
+        assert asset.data == (openapi.swagger_ui_path / name).read_bytes()
+    for name in ("index.html", "swagger-initializer.js", "..%2Fopenapi.py"):
+        assert client.get(f"/api/v1/docs/assets/{name}").status_code == 404

@@ -15,10 +15,10 @@ from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPosi
 
 import models
 
-EXAMPLES = 40
+EXAMPLES = 50
 STATEFUL = hypothesis.settings(
-    max_examples=12,
-    stateful_step_count=6,
+    max_examples=15,
+    stateful_step_count=8,
     deadline=None,
     database=None,
     phases=[Phase.explicit, Phase.generate, Phase.shrink],
@@ -98,3 +98,30 @@ def test_stateful_sequences_conform(api_schema, live):
             live.clear()
 
     Workflow.run(settings=STATEFUL)
+
+
+# What schemathesis and the property tests found, pinned as plain examples.
+
+
+def test_a_delete_key_the_database_cannot_store_is_a_400(api):
+    api.post({"key": "k", "name": "n"})
+    response = api.delete("a\x00b")
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {
+        "key": ["Contains a control character or invalid Unicode."]
+    }
+    assert [source["key"] for source in api.get().get_json()["data"]] == ["k"]
+
+
+def test_json_numbers_read_back_as_they_were_answered(api):
+    config = {"big": 7.205759403792155e16, "huge": 1e300, "negzero": -0.0, "small": 1.5e-07}
+    created = api.post({"key": "k", "name": "n", "sourceConfig": config}).get_json()
+    [listed] = api.get().get_json()["data"]
+    assert listed["sourceConfig"] == created["sourceConfig"]
+    assert created["sourceConfig"] == {
+        "big": 72057594037921552,
+        "huge": int(1e300),
+        "negzero": 0.0,
+        "small": 1.5e-07,
+    }
+    assert str(created["sourceConfig"]["negzero"]) == "0.0"
