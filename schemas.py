@@ -171,3 +171,43 @@ update_source_schema = DataSourceUpdateSchema(
 )
 list_query_schema = ListQuerySchema()
 delete_query_schema = DeleteQuerySchema()
+
+
+def mapping_dumper(schema):
+    """`schema.dump` for a mapping of attribute names (a row, a model's
+    `__data__`), several times faster on a page of sources. The schema still
+    decides every key, its order and its type; a field of a type not listed
+    here is serialised by the field itself, and an attribute the mapping lacks
+    is null, as on a model. tests/test_fast_dump.py proves it equal to
+    `schema.dump`."""
+    plan = []
+    for name, field in schema.dump_fields.items():
+        if isinstance(field, UTCDateTime):
+            convert = format_time
+        elif isinstance(field, fields.String):
+            convert = str
+        elif isinstance(field, fields.Integer) and not field.as_string:
+            convert = int
+        elif type(field) in (fields.Dict, JSONObject) and not field.key_field:
+            convert = field if field.value_field else dict
+        else:
+            convert = field
+        key = field.data_key if field.data_key is not None else name
+        plan.append((key, field.attribute or name, convert))
+
+    def dump(data):
+        out = {}
+        for key, attribute, convert in plan:
+            value = data.get(attribute)
+            if value is None:
+                out[key] = None
+            elif isinstance(convert, fields.Field):
+                out[key] = convert.serialize(attribute, data)
+            else:
+                out[key] = convert(value)
+        return out
+
+    return dump
+
+
+dump_source = mapping_dumper(source_schema)

@@ -107,12 +107,11 @@ class BenchDatabase:
     def cursor_at(self, tenant, offset):
         """The cursor a client would hold after reading `offset` sources."""
         with self.db.connection_context():
-            source = (
+            (source,) = (
                 models.DataSource.of_tenant(tenant)
                 .order_by(models.DataSource.created_at, models.DataSource.id)
                 .offset(offset - 1)
                 .limit(1)
-                .get()
             )
         with self.app.app_context():
             return write_cursor(tenant, source)

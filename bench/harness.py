@@ -87,6 +87,18 @@ class Gunicorn:
                     children.append(int(entry))
         return sorted(children)
 
+    def cpu_seconds(self):
+        """User and system CPU the workers have used so far."""
+        ticks = 0
+        for pid in self.workers():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self):
         """Each worker's resident memory in MiB."""
         return [rss_mib(pid) for pid in self.workers()]
@@ -110,18 +122,39 @@ def rss_mib(pid):
     return 0.0
 
 
-def wrk(url, script, seconds, env, connections=CONNECTIONS):
-    """One wrk run, one thread per connection (so each connection owns its
-    keys in the Lua script); returns the script's summary as a dict."""
-    command = ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s"]
-    command += ["--timeout", "5s", "-s", os.path.join(LUA, script), url]
-    done = subprocess.run(
-        command, env={**os.environ, **env}, capture_output=True, text=True, check=False
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("BENCH "):
-            summary = json.loads(line[len("BENCH ") :])
-            summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
-            summary["error_count"] = sum(summary["errors"].values())
-            return summary
-    sys.exit(f"wrk gave no summary:\n{done.stdout}\n{done.stderr}")
+def wrk(server, script, seconds, env, connections=CONNECTIONS):
+    """One wrk run against `server`, one thread per connection (so each
+    connection owns its keys in the Lua script); returns the script's summary
+    as a dict, with the server's CPU milliseconds per request."""
+    return Wrk(server, script, seconds, env, connections).result()
+
+
+class Wrk:
+    """A wrk run in the background; `result()` waits for its summary."""
+
+    def __init__(self, server, script, seconds, env, connections=CONNECTIONS):
+        self.server, self.cpu = server, server.cpu_seconds()
+        command = ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s"]
+        command += ["--timeout", "5s", "-s", os.path.join(LUA, script), server.url]
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def running(self):
+        return self.process.poll() is None
+
+    def result(self):
+        out, err = self.process.communicate()
+        for line in out.splitlines():
+            if line.startswith("BENCH "):
+                summary = json.loads(line[len("BENCH ") :])
+                summary["rps"] = summary["requests"] / (summary["duration_us"] / 1e6)
+                summary["error_count"] = sum(summary["errors"].values())
+                spent = self.server.cpu_seconds() - self.cpu
+                summary["cpu_ms"] = 1000 * spent / max(summary["requests"], 1)
+                return summary
+        sys.exit(f"wrk gave no summary:\n{out}\n{err}")

@@ -64,7 +64,7 @@ class Bench:
 
     def run_ceiling(self, seconds=None):
         env = {"BENCH_TOKEN": self.list_token, "BENCH_PATH": API}
-        result = harness.wrk(self.ceiling.url, "list.lua", seconds or self.seconds, env)
+        result = harness.wrk(self.ceiling, "list.lua", seconds or self.seconds, env)
         self.ceiling_rps = result["rps"]
         return result
 
@@ -87,7 +87,7 @@ class Bench:
                 for n in range(1, per_thread + 1)
             ]
             self.database.seed(WRITE_TENANT, keys)
-        return harness.wrk(self.service.url, script, seconds or self.seconds, env)
+        return harness.wrk(self.service, script, seconds or self.seconds, env)
 
     def measure(self, rounds):
         """Every scenario `rounds` times, each between two ceiling runs."""
@@ -112,7 +112,8 @@ def line(result):
     ratio = f"  ratio {result['ratio']:.2f}" if "ratio" in result else ""
     return (
         f"{result['rps']:7.0f} req/s  p50 {result['p50_us'] / 1000:6.2f} ms  "
-        f"p99 {result['p99_us'] / 1000:6.2f} ms  errors {result['error_count']}{ratio}"
+        f"p99 {result['p99_us'] / 1000:6.2f} ms  errors {result['error_count']}  "
+        f"server CPU {result['cpu_ms']:.2f} ms/req{ratio}"
     )
 
 
@@ -127,19 +128,24 @@ def summarise(runs):
             "p99_ms": max(r["p99_us"] for r in results) / 1000,
             "errors": sum(r["error_count"] for r in results),
             "requests": sum(r["requests"] for r in results),
+            "cpu_ms": statistics.median(r["cpu_ms"] for r in results),
         }
     return rows
 
 
 def report(backend, rows, bench, rss_after):
     print(f"\n### {backend}: 2 workers, 16 connections, median of rounds\n")
-    print("| scenario | req/s | ratio to ceiling | p50 ms | p99 ms (worst) | p99/p50 | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| scenario | req/s | ratio to ceiling | p50 ms | p99 ms (worst) | p99/p50 | errors "
+        "| server CPU ms/req |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in (*SCENARIOS, "ceiling"):
         row = rows[name]
         print(
             f"| {name} | {row['rps']:.0f} | {row['ratio']:.2f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['p99_ms'] / row['p50_ms']:.1f} | {row['errors']} |"
+            f"{row['p99_ms']:.2f} | {row['p99_ms'] / row['p50_ms']:.1f} | {row['errors']} | "
+            f"{row['cpu_ms']:.2f} |"
         )
     print(f"\nceiling page: {bench.page_bytes} bytes")
     for who in ("service", "ceiling"):
