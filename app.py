@@ -15,7 +15,8 @@ import secrets
 import click
 import jwt
 import peewee
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Blueprint, Config, Flask, current_app, g, request
 from flask.cli import AppGroup
@@ -95,6 +96,16 @@ def instance_secret(app):
         return secret.read().strip()
 
 
+def public_key_algorithm(key):
+    """RS256 for an RSA key, ES256 for a P-256 key: a key of any other kind
+    would verify no token at all, so it is refused at start-up."""
+    if isinstance(key, RSAPublicKey):
+        return "RS256"
+    if isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
+        return "ES256"
+    raise ValueError("DATASOURCES_JWT_PUBLIC_KEY must be an RSA or a P-256 (ES256) public key.")
+
+
 class State:
     """One app's settings, resolved once by `init_app`."""
 
@@ -108,8 +119,7 @@ class State:
         if config["JWT_PUBLIC_KEY"]:
             self.jwt_secret = None
             self.jwt_key = load_pem_public_key(config["JWT_PUBLIC_KEY"].encode())
-            is_ec = isinstance(self.jwt_key, EllipticCurvePublicKey)
-            self.jwt_algorithms = ["ES256"] if is_ec else ["RS256"]
+            self.jwt_algorithms = [public_key_algorithm(self.jwt_key)]
         else:
             self.jwt_secret = str(config["JWT_SECRET"] or instance_secret(app))
             self.jwt_key, self.jwt_algorithms = self.jwt_secret, ["HS256"]

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from conftest import API, SECRET, auth, rows, token
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask, g, request
 
 import app as service
@@ -154,6 +154,21 @@ def test_public_key_tokens(make_app, rsa_key, ec_key, kind, algorithm):
     unauthorized(client.get(API, headers={"Authorization": f"Bearer {forged}"}))
     # With a public key configured, the shared secret signs nothing.
     unauthorized(client.get(API, headers=auth()))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pem(ed25519.Ed25519PrivateKey.generate().public_key()),
+        pem(ec.generate_private_key(ec.SECP384R1()).public_key()),
+        "not a pem",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    ],
+    ids=["ed25519", "p384", "garbage", "truncated"],
+)
+def test_a_public_key_that_could_verify_nothing_is_refused_at_startup(make_app, key):
+    with pytest.raises(ValueError):
+        make_app(DATASOURCES_JWT_PUBLIC_KEY=key)
 
 
 @pytest.mark.parametrize(

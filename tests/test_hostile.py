@@ -440,14 +440,13 @@ def test_deep_nesting_is_400_naming_the_field(shared, field, value, method):
 
 @pytest.mark.parametrize("depth", [5_000, 200_000])
 @pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a":', "}")])
-def test_nesting_that_would_exhaust_the_parser_is_400(shared, depth, opener, closer):
+def test_nesting_that_would_exhaust_the_parser_is_a_4xx(shared, depth, opener, closer):
     client, seeded = shared
     data = (
         '{"key": "new", "name": "n", "sourceConfig": ' + opener * depth + "1" + closer * depth + "}"
     )
-    response = send(client, "POST", data)
-    assert response.status_code in (400, 413)
-    problem(response, response.status_code)
+    too_large = len(data) > 1024 * 1024  # the default limit, met first by the widest
+    problem(send(client, "POST", data), 413 if too_large else 400)
     assert state() == seeded
 
 
@@ -766,7 +765,9 @@ def test_bad_list_query_values_are_400(shared, query, field):
     assert state() == seeded
 
 
-@pytest.mark.parametrize("query, limit", [("?limit=%35", 5), ("?limit=007", 7), ("?x=1&y", 25)])
+@pytest.mark.parametrize(
+    "query, limit", [("?limit=%35", 5), ("?limit=007", 7), ("?x=1&y", 25), ("?x=1&x=2", 25)]
+)
 def test_plain_query_encodings_work(client, seeded, query, limit):
     response = client.get(API + query, headers=auth())
     assert response.status_code == 200 and response.get_json()["pagination"]["limit"] == limit
@@ -809,8 +810,9 @@ def test_crlf_in_values_never_reaches_a_response_header(client, seeded):
         client.put(API, json={"key": evil + "x", "name": "n"}, headers=auth()),
         client.delete(API, query_string={"key": evil + "x"}, headers=auth()),
         client.get(API, headers=auth()),
+        client.get(API, headers=auth(), environ_overrides={"HTTP_X_REQUEST_ID": evil}),
     ]
-    assert [r.status_code for r in responses] == [409, 404, 404, 200]
+    assert [r.status_code for r in responses] == [409, 404, 404, 200, 200]
     for response in responses:
         assert "Set-Cookie" not in response.headers and "X-Injected" not in response.headers
         for name, value in response.headers:
