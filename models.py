@@ -86,11 +86,18 @@ class DataSource(Model):
         sql = compiled(
             ("page", after is None), lambda: cls.page_query(tenant_id, limit, after), params
         )
-        fields, page = cls._meta.sorted_fields, []
+        names = [field.name for field in cls._meta.sorted_fields]
+        # Both drivers return text and integer columns as the str and int
+        # that those fields' python_value would return unchanged.
+        plain = (CharField, TextField, BigIntegerField)
+        converted = [f for f in cls._meta.sorted_fields if not isinstance(f, plain)]
+        page = []
         for row in db.execute_sql(sql, params):
+            data = dict(zip(names, row, strict=True))
+            for field in converted:
+                data[field.name] = field.python_value(data[field.name])
             source = cls(__no_default__=True)
-            values = zip(fields, row, strict=True)
-            source.__data__ = {field.name: field.python_value(value) for field, value in values}
+            source.__data__ = data
             page.append(source)
         return page
 

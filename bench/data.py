@@ -87,13 +87,15 @@ class BenchDatabase:
                     f"INSERT INTO data_sources ({COLUMNS}) VALUES ({marks})", rows
                 )
             else:
+                self.db.execute_sql("SET LOCAL statement_timeout = 0")  # a bulk load, not a request
                 cursor = self.db.connection().cursor()
                 with cursor.copy(f"COPY data_sources ({COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             models.TenantCount.add(tenant, len(keys))
         if self.backend == "postgres" and len(keys) > 10_000:
-            with self.db.connection_context():
+            with self.db.connection_context(), self.db.atomic():
+                self.db.execute_sql("SET LOCAL statement_timeout = 0")
                 self.db.execute_sql("ANALYZE data_sources")
 
     def versions(self, tenant, keys):

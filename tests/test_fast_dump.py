@@ -124,3 +124,11 @@ def test_page_and_count_equal_the_peewee_queries(api, app):
         ]
         assert models.TenantCount.of("t_001") == 30
         assert models.TenantCount.of("t_002") == 0
+
+
+def test_answers_orjson_cannot_encode_are_still_json(api):
+    config = {"big": 2**70, "small": -(2**64), "float": 1e16, "text": "é\u2028"}
+    created = api.post({"key": "big", "name": "n", "sourceConfig": config})
+    assert created.status_code == 201
+    assert created.json["sourceConfig"] == config
+    assert api.get().json["data"][0]["sourceConfig"] == config
