@@ -11,9 +11,11 @@ import logging
 import math
 import os
 import secrets
+import time
 
 import click
 import jwt
+import orjson
 import peewee
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -39,9 +41,9 @@ import openapi
 from models import DataSource, TenantCount, db, write_transaction
 from schemas import (
     delete_query_schema,
+    dump_source,
     list_query_schema,
     source_schema,
-    sources_schema,
     update_source_schema,
 )
 
@@ -125,6 +127,7 @@ class State:
             self.jwt_key, self.jwt_algorithms = self.jwt_secret, ["HS256"]
         cursor_secret = config["CURSOR_SECRET"] or self.jwt_secret or instance_secret(app)
         self.cursor_signer = URLSafeSerializer(str(cursor_secret), salt="datasources-cursor")
+        self.verified_tokens = {}  # token -> (expiry, claims); see jwt_identity
         if identity is not None:
             self.identity = identity
         elif config["AUTH"] in ("jwt", "headers"):
@@ -158,8 +161,14 @@ class Problem(Exception):
 
 
 def respond(data, status=200):
-    """JSON in the reference's field order, whatever the host's JSON settings."""
-    return current_app.response_class(json.dumps(data), status, mimetype="application/json")
+    """JSON in the reference's field order, whatever the host's JSON settings:
+    orjson (a tenth of json's time on a page), or json for what orjson
+    refuses (integers past 64 bits, which a sourceConfig may hold)."""
+    try:
+        body = orjson.dumps(data)
+    except TypeError:
+        body = json.dumps(data)
+    return current_app.response_class(body, status, mimetype="application/json")
 
 
 def http_problem(exc):
@@ -215,17 +224,25 @@ def jwt_identity():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("A bearer token is required.")
-    try:
-        claims = jwt.decode(
-            token.strip(),
-            state.jwt_key,
-            algorithms=state.jwt_algorithms,
-            audience=state.jwt_audience,
-            issuer=state.jwt_issuer,
-            options={"verify_aud": state.jwt_audience is not None},
-        )
-    except jwt.PyJWTError as exc:
-        raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
+    token = token.strip()
+    # A token verified once stays valid until its `exp` (its signature, `nbf`
+    # and `iat` cannot change), so a client's repeated token skips PyJWT.
+    expiry, claims = state.verified_tokens.get(token, (0, None))
+    if time.time() >= expiry:
+        try:
+            claims = jwt.decode(
+                token,
+                state.jwt_key,
+                algorithms=state.jwt_algorithms,
+                audience=state.jwt_audience,
+                issuer=state.jwt_issuer,
+                options={"verify_aud": state.jwt_audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
+        if len(state.verified_tokens) >= 1024:
+            state.verified_tokens.clear()
+        state.verified_tokens[token] = (claims.get("exp", math.inf), claims)
     return claims.get(state.tenant_claim), claims.get(state.role_claim)
 
 
@@ -386,7 +403,8 @@ def list_sources():
         "hasMore": more,
         "nextCursor": write_cursor(tenant, page[-1]) if more else None,
     }
-    return respond({"data": sources_schema.dump(page), "pagination": pagination})
+    data = [dump_source(source.__data__) for source in page]
+    return respond({"data": data, "pagination": pagination})
 
 
 @bp.post("")
