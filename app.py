@@ -294,9 +294,13 @@ def reject_constant(name):
 
 def read_body():
     """The raw body, a 413 past MAX_BODY_BYTES however it is framed. Werkzeug
-    checks a Content-Length, but cuts a chunked body at the limit silently."""
+    checks a Content-Length, but cuts a chunked body at the limit silently,
+    and under gunicorn takes a body cut short by its client as complete."""
     if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return request.get_data(cache=False)
+        data = request.get_data(cache=False)
+        if len(data) < (request.content_length or 0):
+            raise Problem(400, "The body ended before its Content-Length.")
+        return data
     limit, stream, data = settings().max_body_bytes, request.environ["wsgi.input"], b""
     while len(data) <= limit:
         chunk = stream.read(limit + 1 - len(data))

@@ -1123,3 +1123,32 @@ def test_logs_of_a_real_server_never_hold_a_token(server, every_logger_at_debug)
     text = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert minted not in text and minted.split(".")[2] not in text
     assert "Bearer" not in text
+
+
+def test_gunicorn_limits_every_framing_and_logs_no_token(tmp_path):
+    """The same body rules under the server that ships, with its own logs."""
+    from servers import Gunicorn
+
+    env = {
+        "DATASOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'ds.db'}",
+        "DATASOURCES_JWT_SECRET": SECRET,
+        "DATASOURCES_MAX_BODY_BYTES": str(LIMIT),
+        "DATASOURCES_METRICS": "false",
+    }
+    minted = token()
+    with Gunicorn(env, workers=1) as running:
+        server = type("Server", (), {"server_port": running.port})
+        cases = [
+            (head(chunked_body=True), chunked(exactly(LIMIT)), 201),
+            (head(chunked_body=True), chunked(exactly(LIMIT + 1, "b")), 413),
+            (head(chunked_body=True), chunked(exactly(100 * LIMIT, "c")), 413),
+            (head(length=LIMIT + 1), exactly(100, "d"), 413),
+            (head(length=50), exactly(100, "e"), 400),
+            (head(length=500), exactly(100, "f"), 400),
+            (head(length=100).replace(token(), "x" + minted), exactly(100, "g"), 401),
+        ]
+        codes = [raw_request(server, lines, body)[0] for lines, body, _ in cases]
+        log = running.log()
+    assert codes == [case[2] for case in cases]
+    assert minted not in log and minted.split(".")[2] not in log and "Bearer" not in log
+    assert "POST /api/v1/data-sources" in log  # the request log was on
