@@ -154,6 +154,12 @@ def json_response(description, schema, links=None):
     return response
 
 
+NEXT_PAGE = {
+    "NextPage": {
+        "operationId": "listDataSources",
+        "parameters": {"cursor": "$response.body#/pagination/nextCursor"},
+    }
+}
 LINKS = {
     "UpdateCreated": {
         "operationId": "updateDataSource",
@@ -202,7 +208,9 @@ def build(url_prefix):
                 "security": SECURITY,
                 "parameters": [{"in": "query", "schema": list_query_schema}],
                 "responses": {
-                    "200": json_response("One page of the tenant's sources.", "DataSourcePage"),
+                    "200": json_response(
+                        "One page of the tenant's sources.", "DataSourcePage", NEXT_PAGE
+                    ),
                     **errors(400, 401, 403, 503),
                 },
             },

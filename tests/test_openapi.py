@@ -181,14 +181,36 @@ def test_a_conflict_body_matches_the_document(api, document):
     check(document, "Problem", api.post({"name": 5}).get_json())
 
 
-def test_links_lead_from_create_to_update_and_delete(document):
-    links = document["paths"][API]["post"]["responses"]["201"]["links"]
-    assert {link["operationId"] for link in links.values()} == {
-        "updateDataSource",
-        "deleteDataSource",
+def resolve(expression, body):
+    """A link's `$response.body#/json/pointer`, read from a response body."""
+    prefix, _, pointer = expression.partition("#")
+    assert prefix == "$response.body"
+    for part in pointer.strip("/").split("/"):
+        body = body[part]
+    return body
+
+
+def test_links_lead_from_create_to_update_and_delete_and_pages_on(api, client, document):
+    operations = document["paths"][API]
+    created = api.post({"key": "k", "name": "n"}).get_json()
+    links = operations["post"]["responses"]["201"]["links"]
+    assert {name: link["operationId"] for name, link in links.items()} == {
+        "UpdateCreated": "updateDataSource",
+        "DeleteCreated": "deleteDataSource",
     }
-    operation_ids = {op["operationId"] for op in document["paths"][API].values()}
-    assert {link["operationId"] for link in links.values()} <= operation_ids
+    update = {k: resolve(v, created) for k, v in links["UpdateCreated"]["requestBody"].items()}
+    assert api.put({**update, "name": "m"}).status_code == 200
+    delete = {k: resolve(v, created) for k, v in links["DeleteCreated"]["parameters"].items()}
+    assert client.delete(API, query_string=delete, headers=auth()).status_code == 204
+
+    api.post({"key": "a", "name": "n"})
+    api.post({"key": "b", "name": "n"})
+    first = api.get("?limit=1").get_json()
+    [next_page] = operations["get"]["responses"]["200"]["links"].values()
+    assert next_page["operationId"] == "listDataSources"
+    query = {k: resolve(v, first) for k, v in next_page["parameters"].items()}
+    second = client.get(API, query_string={"limit": 1, **query}, headers=auth()).get_json()
+    assert [source["key"] for source in first["data"] + second["data"]] == ["a", "b"]
 
 
 def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
