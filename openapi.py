@@ -85,7 +85,8 @@ def storable(converter, field, **kwargs):
 
 JSON_VALUE = {
     "description": "Any JSON value whose strings (keys included) are storable text, "
-    "nested at most 32 levels.",
+    "nested at most 32 levels. Numbers from 1e16 up are kept as the whole numbers they "
+    "are, and -0.0 as 0.0, so every read answers what the write answered.",
     "anyOf": [
         {"type": ["null", "boolean", "number"]},
         {"type": "string", "pattern": STORABLE_TEXT},
@@ -106,7 +107,7 @@ ERRORS = {
     405: ("MethodNotAllowed", "The collection answers GET, POST, PUT and DELETE only."),
     409: ("Conflict", "A data source with this key already exists in the tenant."),
     413: ("PayloadTooLarge", "The body is over the configured size (default 1 MiB)."),
-    415: ("UnsupportedMediaType", "The body is not sent as Content-Type: application/json."),
+    415: ("UnsupportedMediaType", "The body is not sent as UTF-8 `application/json`."),
     503: ("ServiceUnavailable", "The database is unavailable; retry after `Retry-After`."),
 }
 HEADERS = {
