@@ -240,9 +240,12 @@ def jwt_identity():
             )
         except jwt.PyJWTError as exc:
             raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
+        expiry = claims.get("exp", math.inf)
+        if not isinstance(expiry, int | float):  # PyJWT also takes "4102444800"
+            raise unauthorized("The token is not valid (exp is not a NumericDate).")
         if len(state.verified_tokens) >= 1024:
             state.verified_tokens.clear()
-        state.verified_tokens[token] = (claims.get("exp", math.inf), claims)
+        state.verified_tokens[token] = (expiry, claims)
     return claims.get(state.tenant_claim), claims.get(state.role_claim)
 
 

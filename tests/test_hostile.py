@@ -954,6 +954,20 @@ def test_missing_or_odd_claims(shared, claims, status):
 
 
 @pytest.mark.parametrize(
+    "exp, status",
+    [("4102444800", 401), (4102444800.5, 200), (10**400, 200), (None, 200), (True, 401)],
+    ids=["string", "float", "huge", "absent", "bool"],
+)
+def test_a_signed_token_answers_the_same_every_time(shared, exp, status):
+    # Verified tokens are remembered until their exp: the second use must not differ.
+    client, seeded = shared
+    claims = dict(GOOD, tenant_id="t_exp") if exp is None else dict(GOOD, exp=exp)
+    headers = {"Authorization": f"Bearer {handmade(HS, claims)}"}
+    assert [client.get(API, headers=headers).status_code for _ in range(3)] == [status] * 3
+    assert state() == seeded
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         {"Authorization": f"Token {VALID}"},
