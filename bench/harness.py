@@ -32,13 +32,16 @@ class Gunicorn:
     """`gunicorn <target>` from the repo root (so both servers read the same
     gunicorn.conf.py, if there is one) with 2 workers on a free port."""
 
-    def __init__(self, name, target, env, out_dir, probe="/", headers=None, pythonpath=None):
+    def __init__(
+        self, name, target, env, out_dir, probe="/", headers=None, pythonpath=None, extra=()
+    ):
         self.name, self.port = name, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS)]
         command += ["--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5"]
         if pythonpath:
             command += ["--pythonpath", pythonpath]
+        command += list(extra)  # e.g. --worker-class sync, for both servers alike
         self.log_path = os.path.join(out_dir, f"{name}.log")
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

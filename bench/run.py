@@ -12,6 +12,7 @@ ratio is taken against the mean of the ceiling runs either side of it.
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
 
@@ -28,7 +29,7 @@ SCENARIOS = ("list_first", "list_deep", "create", "update_rv", "update_norv", "d
 class Bench:
     """One backend's run: a seeded database, the service and the ceiling."""
 
-    def __init__(self, backend, seconds):
+    def __init__(self, backend, seconds, gunicorn_args=()):
         self.backend, self.seconds = backend, seconds
         self.database = BenchDatabase(backend, OUT)
         self.database.seed(LIST_TENANT, [f"l-{i}" for i in range(LIST_SIZE)])
@@ -42,6 +43,7 @@ class Bench:
             OUT,
             probe=API,
             headers={"Authorization": f"Bearer {self.list_token}"},
+            extra=gunicorn_args,
         )
         page_path = os.path.join(OUT, "ceiling-page.json")
         with open(page_path, "wb") as page:
@@ -53,6 +55,7 @@ class Bench:
             {"BENCH_CEILING_PAGE": page_path},
             OUT,
             pythonpath=harness.BENCH,
+            extra=gunicorn_args,
         )
         self.rss_start = {"service": self.service.rss_mib(), "ceiling": self.ceiling.rss_mib()}
         self.ceiling_rps = None
@@ -173,6 +176,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", action="store_true", help="1,000 vs 1,000,000 sources")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="mixed-load leak check")
+    parser.add_argument(
+        "--gunicorn-args", default="", help="extra flags for both servers, e.g. '-k sync'"
+    )
     args = parser.parse_args()
     harness.require_wrk()
     os.makedirs(OUT, exist_ok=True)
@@ -186,7 +192,7 @@ def main():
 
         return soak.main(backends[0], args.soak, OUT)
     for backend in backends:
-        bench = Bench(backend, args.seconds)
+        bench = Bench(backend, args.seconds, shlex.split(args.gunicorn_args))
         try:
             runs = bench.measure(args.rounds)
             rss_after = {"service": bench.service.rss_mib(), "ceiling": bench.ceiling.rss_mib()}
