@@ -35,17 +35,28 @@ from werkzeug.exceptions import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Rule
 
-import models
-import observability
-import openapi
-from models import DataSource, TenantCount, db, write_transaction
-from schemas import (
-    delete_query_schema,
-    dump_source,
-    list_query_schema,
-    source_schema,
-    update_source_schema,
-)
+if __package__:  # installed as the `datasources` package (see pyproject.toml)
+    from . import models, observability, openapi
+    from .models import DataSource, TenantCount, db, write_transaction
+    from .schemas import (
+        delete_query_schema,
+        dump_source,
+        list_query_schema,
+        source_schema,
+        update_source_schema,
+    )
+else:  # run from the repository root: `gunicorn wsgi:app`, `flask --app app`
+    import models
+    import observability
+    import openapi
+    from models import DataSource, TenantCount, db, write_transaction
+    from schemas import (
+        delete_query_schema,
+        dump_source,
+        list_query_schema,
+        source_schema,
+        update_source_schema,
+    )
 
 log = logging.getLogger("datasources")
 

@@ -21,14 +21,24 @@ from marshmallow import Schema, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
 
-from schemas import (
-    JSONObject,
-    Text,
-    delete_query_schema,
-    list_query_schema,
-    source_schema,
-    update_source_schema,
-)
+if __package__:
+    from .schemas import (
+        JSONObject,
+        Text,
+        delete_query_schema,
+        list_query_schema,
+        source_schema,
+        update_source_schema,
+    )
+else:
+    from schemas import (
+        JSONObject,
+        Text,
+        delete_query_schema,
+        list_query_schema,
+        source_schema,
+        update_source_schema,
+    )
 
 # What a database can store (see schemas.UNSTORABLE): no C0 control
 # characters but tab, newline and return; lone surrogates are refused too.

@@ -1,5 +1,8 @@
-"""The WSGI entry point: `gunicorn wsgi:app`."""
+"""The WSGI entry point: `gunicorn wsgi:app` (installed: `datasources.wsgi:app`)."""
 
-from app import create_app
+if __package__:
+    from .app import create_app
+else:
+    from app import create_app
 
 app = create_app()
