@@ -22,7 +22,10 @@ import models  # noqa: E402
 from app import create_app, write_cursor  # noqa: E402
 
 SECRET = "bench-secret-" + "b" * 40
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# The server to make `bench_<random>` on (and drop it from); its own database is not touched.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 COLUMNS = (
     "id, tenant_id, key, name, description, connector_key, source_config, file_format, "
     "sync_mode, schedule, schema_key, status, last_sync_at, last_sync_status, record_count, "

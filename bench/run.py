@@ -82,8 +82,9 @@ class Bench:
             keys = [f"u-{i}" for i in range(harness.CONNECTIONS)]
             env["BENCH_VERSIONS"] = ",".join(map(str, self.database.versions(WRITE_TENANT, keys)))
         elif scenario == "delete":
-            # More keys than even the ceiling could delete in the time given.
-            per_thread = int(1.5 * self.ceiling_rps * (seconds or self.seconds) / 16) + 100
+            # Enough keys for a thread to delete a quarter of what the ceiling
+            # could answer: gthread workers serve some connections far more.
+            per_thread = int(self.ceiling_rps * (seconds or self.seconds) / 4) + 100
             keys = [
                 f"d-{tag}-{t}-{n}"
                 for t in range(harness.CONNECTIONS)
@@ -177,7 +178,9 @@ def main():
     parser.add_argument("--scale", action="store_true", help="1,000 vs 1,000,000 sources")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="mixed-load leak check")
     parser.add_argument(
-        "--gunicorn-args", default="", help="extra flags for both servers, e.g. '-k sync'"
+        "--gunicorn-args",
+        default="",
+        help="extra flags for both servers, e.g. '-k sync --threads 1'",
     )
     args = parser.parse_args()
     harness.require_wrk()
