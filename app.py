@@ -1,24 +1,19 @@
 """The Data Sources API: a Flask blueprint, its app factory and its CLI.
 
-Reads top to bottom: settings, errors, identity, request bodies and cursors,
-views, then `init_app` (embedding) and `create_app` (standalone).
+Reads top to bottom: settings, request bodies and cursors, views, probes,
+CLI, then `init_app` (embedding) and `create_app` (standalone). Errors are
+in errors.py, identity in auth.py.
 """
 
 import datetime
 import hashlib
 import json
-import logging
 import math
 import os
-import secrets
-import time
 
 import click
 import jwt
-import orjson
 import peewee
-from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Blueprint, Config, Flask, current_app, g, request
 from flask.cli import AppGroup
@@ -26,17 +21,24 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import ValidationError
 from werkzeug.exceptions import (
     HTTPException,
-    InternalServerError,
     MethodNotAllowed,
     NotFound,
     RequestEntityTooLarge,
-    default_exceptions,
 )
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Rule
 
 if __package__:  # installed as the `datasources` package (see pyproject.toml)
     from . import models, observability, openapi
+    from .auth import (
+        ROLES,
+        authorize,
+        header_identity,
+        instance_secret,
+        jwt_identity,
+        public_key_algorithm,
+        settings,
+    )
+    from .errors import Problem, http_problem, register_handlers, respond
     from .models import DataSource, TenantCount, db, write_transaction
     from .schemas import (
         delete_query_schema,
@@ -49,6 +51,16 @@ else:  # run from the repository root: `gunicorn wsgi:app`, `flask --app app`
     import models
     import observability
     import openapi
+    from auth import (
+        ROLES,
+        authorize,
+        header_identity,
+        instance_secret,
+        jwt_identity,
+        public_key_algorithm,
+        settings,
+    )
+    from errors import Problem, http_problem, register_handlers, respond
     from models import DataSource, TenantCount, db, write_transaction
     from schemas import (
         delete_query_schema,
@@ -57,8 +69,6 @@ else:  # run from the repository root: `gunicorn wsgi:app`, `flask --app app`
         source_schema,
         update_source_schema,
     )
-
-log = logging.getLogger("datasources")
 
 PREFIX = "/api/v1/data-sources"
 DEFAULTS = {
@@ -77,46 +87,16 @@ DEFAULTS = {
     "STATEMENT_TIMEOUT_MS": 5000,  # PostgreSQL; 0: none
     "RETRY_AFTER_SECONDS": 5,
 }
-ROLES = {"viewer": 1, "editor": 2, "admin": 3}
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 
 bp = Blueprint("datasources", __name__)
+register_handlers(bp)
 
 
 def flag(value):
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return value
-
-
-def instance_secret(app):
-    """A random secret made once in the instance folder (mode 0600) and
-    shared by every worker: the first process to link its file wins."""
-    path = os.path.join(app.instance_path, "datasources-secret")
-    if not os.path.exists(path):
-        os.makedirs(app.instance_path, exist_ok=True)
-        draft = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48))
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(draft)
-    with open(path) as secret:
-        return secret.read().strip()
-
-
-def public_key_algorithm(key):
-    """RS256 for an RSA key, ES256 for a P-256 key: a key of any other kind
-    would verify no token at all, so it is refused at start-up."""
-    if isinstance(key, RSAPublicKey):
-        return "RS256"
-    if isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
-        return "ES256"
-    raise ValueError("DATASOURCES_JWT_PUBLIC_KEY must be an RSA or a P-256 (ES256) public key.")
 
 
 class State:
@@ -145,142 +125,6 @@ class State:
             self.identity = jwt_identity if config["AUTH"] == "jwt" else header_identity
         else:
             raise ValueError("DATASOURCES_AUTH must be jwt or headers.")
-
-
-def settings():
-    return current_app.extensions["datasources"]
-
-
-# Errors: one RFC 9457 body for every failure.
-
-
-class Problem(Exception):
-    """An error response with a problem+json body; raised, never returned."""
-
-    def __init__(self, status, detail, title=None, kind="about:blank", headers=None, **extra):
-        super().__init__(detail)
-        body = {
-            "type": kind,
-            "title": title or HTTP_STATUS_CODES.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-            **extra,
-        }
-        self.response = current_app.response_class(
-            json.dumps(body), status, headers, mimetype="application/problem+json"
-        )
-
-
-def respond(data, status=200):
-    """JSON in the reference's field order, whatever the host's JSON settings:
-    orjson (a tenth of json's time on a page), or json for what orjson
-    refuses (integers past 64 bits, which a sourceConfig may hold)."""
-    try:
-        body = orjson.dumps(data)
-    except TypeError:
-        body = json.dumps(data)
-    return current_app.response_class(body, status, mimetype="application/json")
-
-
-def http_problem(exc):
-    if isinstance(exc, InternalServerError) and exc.original_exception is not None:
-        return unexpected_problem(exc.original_exception)
-    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
-    return Problem(exc.code, exc.description, headers=headers).response
-
-
-def validation_problem(exc):
-    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-    detail = "Invalid or missing fields: " + ", ".join(sorted(messages)) + "."
-    return Problem(
-        400, detail, "Validation error", "urn:datasources:validation-error", errors=messages
-    ).response
-
-
-def database_problem(exc):
-    log.warning("database unavailable: %s", type(exc).__name__)
-    observability.count_database_error(exc)
-    g.datasources_discard = True
-    seconds = str(settings().retry_after)
-    return Problem(
-        503, "The database is unavailable; try again shortly.", headers={"Retry-After": seconds}
-    ).response
-
-
-def unexpected_problem(exc):
-    log.error("unhandled %s in %s %s", type(exc).__name__, request.method, request.path)
-    return Problem(500, "The server failed to handle the request.").response
-
-
-bp.register_error_handler(Problem, lambda exc: exc.response)
-bp.register_error_handler(HTTPException, http_problem)
-for _code in default_exceptions:  # a host's app-level 404 page outranks class handlers
-    bp.register_error_handler(_code, http_problem)
-bp.register_error_handler(ValidationError, validation_problem)
-bp.register_error_handler(peewee.OperationalError, database_problem)
-bp.register_error_handler(peewee.InterfaceError, database_problem)
-bp.register_error_handler(Exception, unexpected_problem)
-
-
-# Identity: who calls, for which tenant, with which role.
-
-
-def unauthorized(detail):
-    return Problem(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-def jwt_identity():
-    """Tenant and role from `Authorization: Bearer <JWT>`."""
-    state = settings()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("A bearer token is required.")
-    token = token.strip()
-    # A token verified once stays valid until its `exp` (its signature, `nbf`
-    # and `iat` cannot change), so a client's repeated token skips PyJWT.
-    expiry, claims = state.verified_tokens.get(token, (0, None))
-    if time.time() >= expiry:
-        try:
-            claims = jwt.decode(
-                token,
-                state.jwt_key,
-                algorithms=state.jwt_algorithms,
-                audience=state.jwt_audience,
-                issuer=state.jwt_issuer,
-                options={"verify_aud": state.jwt_audience is not None},
-            )
-        except jwt.PyJWTError as exc:
-            raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
-        expiry = claims.get("exp", math.inf)
-        if not isinstance(expiry, int | float):  # PyJWT also takes "4102444800"
-            raise unauthorized("The token is not valid (exp is not a NumericDate).")
-        if len(state.verified_tokens) >= 1024:
-            state.verified_tokens.clear()
-        state.verified_tokens[token] = (expiry, claims)
-    return claims.get(state.tenant_claim), claims.get(state.role_claim)
-
-
-def header_identity():
-    """Tenant and role from a trusted gateway's `X-Tenant-Id` and `X-Role`."""
-    return request.headers.get("X-Tenant-Id"), request.headers.get("X-Role")
-
-
-def authorize(minimum):
-    """The caller's tenant, once its role is at least `minimum`."""
-    tenant, role = settings().identity() or (None, None)
-    if (
-        not isinstance(tenant, str)
-        or not 0 < len(tenant) <= 255
-        or not tenant.isprintable()
-        or tenant != tenant.strip()  # " t_001" would silently be another tenant
-    ):
-        raise unauthorized("The credentials name no valid tenant.")
-    g.datasources_tenant = tenant  # for the request log
-    if not isinstance(role, str) or not role:
-        raise unauthorized("The credentials name no role.")
-    if ROLES.get(role, 0) < ROLES[minimum]:
-        raise Problem(403, f"This operation needs the {minimum} role.")
-    return tenant
 
 
 # Request bodies and cursors.
@@ -519,9 +363,7 @@ bp.record_once(openapi.mount)  # GET <parent of url_prefix>/openapi.json, no aut
 probes = Blueprint("datasources_probes", __name__)
 probes.before_request(note_connection)
 probes.teardown_request(close_connection)
-probes.register_error_handler(Problem, lambda exc: exc.response)
-probes.register_error_handler(peewee.OperationalError, database_problem)
-probes.register_error_handler(peewee.InterfaceError, database_problem)
+register_handlers(probes)
 
 
 @probes.get("/healthz")

@@ -243,12 +243,12 @@ def test_instance_secret_is_made_once_and_shared(config, tmp_path, monkeypatch):
 
 RACE = """
 import os, sys, time
-import app as service
+import auth
 from flask import Flask
 folder, go = sys.argv[1], sys.argv[2]
 while not os.path.exists(go):
     time.sleep(0.001)
-print(service.instance_secret(Flask("racer", instance_path=folder)))
+print(auth.instance_secret(Flask("racer", instance_path=folder)))
 """
 
 
