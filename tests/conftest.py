@@ -22,6 +22,19 @@ REQUIRE_POSTGRES = os.environ.get("DATASOURCES_TEST_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 32
 API = "/api/v1/data-sources"
 EXAMPLE_KEY = "crm-customers"
+REFERENCE_DEFAULTS = {  # what the reference gives a source created with key and name only
+    "description": "",
+    "connectorKey": "",
+    "sourceConfig": {},
+    "fileFormat": None,
+    "syncMode": "full_refresh",
+    "schedule": {},
+    "schemaKey": None,
+    "status": "draft",
+    "lastSyncAt": None,
+    "lastSyncStatus": None,
+    "recordCount": 0,
+}
 
 
 @pytest.fixture(autouse=True)

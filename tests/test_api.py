@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from conftest import API, rows
+from conftest import API, REFERENCE_DEFAULTS, rows
 
 EXAMPLE = {
     "key": "crm-customers",
@@ -54,20 +54,7 @@ def test_create_the_reference_example(api):
 
 def test_create_applies_the_reference_defaults(api):
     body = api.post({"key": "k", "name": "n"}).get_json()
-    assert {k: body[k] for k in FIELDS[4:16]} == {
-        "description": "",
-        "connectorKey": "",
-        "sourceConfig": {},
-        "fileFormat": None,
-        "syncMode": "full_refresh",
-        "schedule": {},
-        "schemaKey": None,
-        "status": "draft",
-        "lastSyncAt": None,
-        "lastSyncStatus": None,
-        "recordCount": 0,
-        "rowVersion": 1,
-    }
+    assert {k: body[k] for k in FIELDS[4:16]} == {**REFERENCE_DEFAULTS, "rowVersion": 1}
 
 
 def test_create_every_optional_field(api):

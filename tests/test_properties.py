@@ -6,7 +6,7 @@ import datetime
 
 import hypothesis
 import pytest
-from conftest import API, auth, rows
+from conftest import API, REFERENCE_DEFAULTS, auth, rows
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -54,19 +54,7 @@ FIELDS = {
     "lastSyncStatus": st.none() | text,
     "recordCount": st.integers(0, INT64_MAX),
 }
-DEFAULTS = {
-    "description": "",
-    "connectorKey": "",
-    "sourceConfig": {},
-    "fileFormat": None,
-    "syncMode": "full_refresh",
-    "schedule": {},
-    "schemaKey": None,
-    "status": "draft",
-    "lastSyncAt": None,
-    "lastSyncStatus": None,
-    "recordCount": 0,
-}
+DEFAULTS = REFERENCE_DEFAULTS
 keys = text.filter(lambda s: 0 < len(s) <= 255)
 some_fields = st.fixed_dictionaries({}, optional=FIELDS)
 objects = st.fixed_dictionaries(
