@@ -1,10 +1,8 @@
 """Errors: one RFC 9457 problem+json body for every failure, and the
 handlers that map exceptions to it. Views raise; they never build errors."""
 
-import json
 import logging
 
-import orjson
 import peewee
 from flask import current_app, g, request
 from marshmallow import ValidationError
@@ -13,8 +11,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 if __package__:
     from . import observability
+    from .schemas import to_json
 else:
     import observability
+    from schemas import to_json
 
 log = logging.getLogger("datasources")
 
@@ -32,22 +32,12 @@ class Problem(Exception):
             **extra,
         }
         self.response = current_app.response_class(
-            encode(body), status, headers, mimetype="application/problem+json"
+            to_json(body), status, headers, mimetype="application/problem+json"
         )
 
 
-def encode(data):
-    """JSON in the reference's field order, whatever the host's JSON settings:
-    orjson (a tenth of json's time on a page), or json for what orjson
-    refuses (integers past 64 bits, which a sourceConfig may hold)."""
-    try:
-        return orjson.dumps(data)
-    except TypeError:
-        return json.dumps(data, separators=(",", ":"))
-
-
 def respond(data, status=200):
-    return current_app.response_class(encode(data), status, mimetype="application/json")
+    return current_app.response_class(to_json(data), status, mimetype="application/json")
 
 
 def http_problem(exc):

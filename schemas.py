@@ -4,8 +4,11 @@ Field names are the reference's camelCase (`data_key`); models use snake_case.
 """
 
 import datetime
+import functools
+import json
 import re
 
+import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 SYNC_MODES = ("full_refresh", "incremental", "cdc")
@@ -18,6 +21,16 @@ MAX_DEPTH = 32
 # lone surrogates JSON's \u escapes can produce (neither UTF-8 nor PostgreSQL
 # text can hold them).
 UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def to_json(data):
+    """JSON bytes in the given key order, whatever a host's JSON settings:
+    orjson (a tenth of json's time on a page), or json for what orjson
+    refuses (integers past 64 bits, which a sourceConfig may hold)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def check_storable(value, depth=0):
@@ -173,25 +186,42 @@ list_query_schema = ListQuerySchema()
 delete_query_schema = DeleteQuerySchema()
 
 
-def mapping_dumper(schema):
-    """`schema.dump` for a mapping of attribute names (a row, a model's
-    `__data__`), several times faster on a page of sources. The schema still
-    decides every key, its order and its type; a field of a type not listed
-    here is serialised by the field itself, and an attribute the mapping lacks
-    is null, as on a model. tests/test_fast_dump.py proves it equal to
-    `schema.dump`."""
+def time_text(value):
+    """`format_time` of a datetime, or of SQLite's text of one
+    (`2026-03-16 02:00:00.123456`), without parsing it."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " ":
+            return f"{value[:10]}T{value[11:23]}Z"
+        value = datetime.datetime.fromisoformat(value)
+    return format_time(value)
+
+
+def json_object(value):
+    """A JSON object as a dict, or as its JSON text, which is sent unparsed."""
+    return orjson.Fragment(value) if isinstance(value, str) else dict(value)
+
+
+def dumper(schema, columns=None):
+    """`schema.dump`, several times faster, of a mapping of attribute names (a
+    model's `__data__`) or, given `columns`, of a database row of the schema's
+    attributes in its order, whose text and integers the driver has already
+    typed. The schema still decides every key, its order and its type; a field
+    of a type not listed here is serialised by the field itself.
+    tests/test_fast_dump.py proves it equal to `schema.dump`."""
     plan = []
     for name, field in schema.dump_fields.items():
         if isinstance(field, UTCDateTime):
-            convert = format_time
+            convert = time_text
         elif isinstance(field, fields.String):
             convert = str
         elif isinstance(field, fields.Integer) and not field.as_string:
             convert = int
         elif type(field) in (fields.Dict, JSONObject) and not field.key_field:
-            convert = field if field.value_field else dict
+            convert = json_object if not field.value_field else None
         else:
-            convert = field
+            convert = None
+        if convert is None:
+            convert = functools.partial(field._serialize, attr=name, obj=None)
         key = field.data_key if field.data_key is not None else name
         plan.append((key, field.attribute or name, convert))
 
@@ -199,15 +229,26 @@ def mapping_dumper(schema):
         out = {}
         for key, attribute, convert in plan:
             value = data.get(attribute)
-            if value is None:
-                out[key] = None
-            elif isinstance(convert, fields.Field):
-                out[key] = convert.serialize(attribute, data)
-            else:
-                out[key] = convert(value)
+            out[key] = None if value is None else convert(value)
         return out
 
-    return dump
+    if columns is None:
+        return dump
+    if list(columns) != [attribute for _, attribute, _ in plan]:
+        raise ValueError(f"columns {columns!r} are not the schema's attributes in its order")
+    keys = [key for key, _, _ in plan]
+    typed = [
+        (i, key, convert) for i, (key, _, convert) in enumerate(plan) if convert not in (str, int)
+    ]
+
+    def dump_row(row):
+        out = dict(zip(keys, row, strict=True))
+        for i, key, convert in typed:
+            if row[i] is not None:
+                out[key] = convert(row[i])
+        return out
+
+    return dump_row
 
 
-dump_source = mapping_dumper(source_schema)
+dump_source = dumper(source_schema)
