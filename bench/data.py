@@ -112,14 +112,16 @@ class BenchDatabase:
     def cursor_at(self, tenant, offset):
         """The cursor a client would hold after reading `offset` sources."""
         with self.db.connection_context():
-            (source,) = (
-                models.DataSource.of_tenant(tenant)
+            (row,) = (
+                models.DataSource.rows()
+                .where(models.DataSource.tenant_id == tenant)
                 .order_by(models.DataSource.created_at, models.DataSource.id)
                 .offset(offset - 1)
                 .limit(1)
+                .tuples()
             )
         with self.app.app_context():
-            return write_cursor(tenant, source)
+            return write_cursor(tenant, row)
 
 
 def source_row(tenant, key, position):
