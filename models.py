@@ -11,7 +11,9 @@ import secrets
 import time
 
 from peewee import (
+    SQL,
     BigIntegerField,
+    Case,
     CharField,
     DatabaseProxy,
     DateTimeField,
@@ -22,15 +24,16 @@ from peewee import (
     TextField,
     Tuple,
     Value,
+    fn,
 )
 from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 if __package__:
-    from .schemas import to_json
+    from .schemas import json_plan, source_schema, to_json
 else:
-    from schemas import to_json
+    from schemas import json_plan, source_schema, to_json
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 MIGRATION_TABLE = "datasources_migrations"
@@ -90,57 +93,49 @@ class DataSource(Model):
         return cls.select().where(cls.tenant_id == tenant_id)
 
     @classmethod
-    def rows(cls):
-        """SELECT of every column, JSON ones as their text: answers send it
-        on as it is (PostgreSQL's driver would otherwise parse jsonb)."""
-        return cls.select(*selected(cls))
-
-    @classmethod
     def page_query(cls, tenant_id, limit, after=None):
-        """Up to `limit` rows in list order, after the (created_at, id)
-        position `after`; served by the (tenant_id, created_at, id) index."""
-        query = cls.rows().where(cls.tenant_id == tenant_id)
+        """Up to `limit` sources in list order after the (created_at, id)
+        position `after`, as (created_at, id, answer JSON) rows; served by the
+        (tenant_id, created_at, id) index."""
+        query = cls.select(cls.created_at, cls.id, answer()).where(cls.tenant_id == tenant_id)
         if after is not None:
             query = query.where(Tuple(cls.created_at, cls.id) > Tuple(*after))
         return query.order_by(cls.created_at, cls.id).limit(limit)
 
     @classmethod
     def page(cls, tenant_id, limit, after=None):
-        """The rows of `page_query` as the driver returns them, with no model
-        built: Peewee takes longer to compile the query and fill 26 models
-        than SQLite takes to run it."""
+        """The rows of `page_query`; no model built (Peewee takes longer to
+        compile the query and fill 26 models than SQLite takes to run it)."""
         params = [tenant_id, *(after or ()), limit]
         name = ("page", after is None)
         return execute(name, lambda: cls.page_query(tenant_id, limit, after), params).fetchall()
 
-    @classmethod
-    def position(cls, row):
-        """The (created_at, id) of a row; SQLite gives the time as text."""
-        created_at, source_id = row[CREATED_AT], row[ID]
+    @staticmethod
+    def position(row):
+        """The (created_at, id) of a page row; SQLite gives the time as text."""
+        created_at, source_id = row[0], row[1]
         if isinstance(created_at, str):
             created_at = datetime.datetime.fromisoformat(created_at)
         return created_at, source_id
 
     @classmethod
     def find(cls, tenant_id, key):
-        """The source's row, or None."""
+        """The source's answer JSON, or None."""
         where = [cls.tenant_id == tenant_id, cls.key == key]
-        return execute("find", lambda: cls.rows().where(*where), [tenant_id, key]).fetchone()
+        return first(execute("find", lambda: cls.select(answer()).where(*where), [tenant_id, key]))
 
     @classmethod
     def insert_one(cls, data):
-        """INSERT a source; `data` names every field."""
+        """INSERT a source (`data` names every field); its answer JSON."""
         fields = cls._meta.sorted_fields
         params = [stored(field, data[field.name]) for field in fields]
-        pairs = zip(fields, params, strict=True)
-        execute(
-            "insert", lambda: cls.insert({f: Value(p, converter=False) for f, p in pairs}), params
-        )
+        values = {f: Value(p, converter=False) for f, p in zip(fields, params, strict=True)}
+        return first(execute("insert", lambda: cls.insert(values).returning(answer()), params))
 
     @classmethod
     def update_one(cls, tenant_id, key, changes, now, row_version=None):
         """One conditional UPDATE of the `changes`, bumping the row version
-        (only from `row_version`, if given); the updated row, or None."""
+        (only from `row_version`, if given); the answer JSON, or None."""
         update, params = {}, []
         for field in cls._meta.sorted_fields:  # the order Peewee writes SET in
             if field.name == "row_version":
@@ -157,10 +152,9 @@ class DataSource(Model):
             where.append(cls.row_version == row_version)
             params.append(row_version)
         name = ("update", tuple(field.name for field in update), row_version is None)
-        returning = selected(cls)
-        rows = execute(name, lambda: cls.update(update).where(*where).returning(*returning), params)
-        rows = rows.fetchall()
-        return rows[0] if rows else None
+        return first(
+            execute(name, lambda: cls.update(update).where(*where).returning(answer()), params)
+        )
 
     @classmethod
     def delete_one(cls, tenant_id, key):
@@ -169,15 +163,48 @@ class DataSource(Model):
         return execute("delete", lambda: cls.delete().where(*where), [tenant_id, key]).rowcount > 0
 
 
-def selected(model):
-    return [
-        field.cast("text") if isinstance(field, JSONField) else field
-        for field in model._meta.sorted_fields
-    ]
+def first(cursor):
+    """The first column of the cursor's one row, or None; reads every row,
+    as SQLite commits only once a RETURNING statement has finished."""
+    rows = cursor.fetchall()
+    return rows[0][0] if rows else None
 
 
-columns = [field.name for field in DataSource._meta.sorted_fields]
-CREATED_AT, ID = columns.index("created_at"), columns.index("id")
+# Answers are written by the database: a source row as JSON text, in the
+# shape of the API schema (keys, order, types), with no Python object made
+# per column. tests/test_answers.py proves it equal to marshmallow's dump.
+
+SQLITE_TIME = "'%Y-%m-%dT%H:%M:%fZ'"
+POSTGRES_TIME = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""  # MS truncates, as Python does
+
+
+def answer():
+    """SQL rendering a DataSource row as the JSON object of the API schema
+    (schemas.json_plan: key, attribute and kind of each field)."""
+    sqlite = isinstance(db.obj, SqliteDatabase)
+    parts = []
+    for key, attribute, kind in ANSWER:
+        column = getattr(DataSource, attribute)
+        if kind == "time":
+            column = sqlite_time(column) if sqlite else fn.to_char(column, SQL(POSTGRES_TIME))
+        elif kind == "object" and sqlite:
+            column = fn.json(column)  # a JSON value, not a string holding JSON text
+        parts += [SQL(f"'{key}'"), column]
+    if sqlite:
+        return fn.json_object(*parts)
+    return fn.json_build_object(*parts).cast("text")  # as text: psycopg would parse json
+
+
+def sqlite_time(column):
+    """Python's sqlite3 stores `2026-03-16 02:00:00.123456`: cut it to
+    `2026-03-16T02:00:00.123Z` (strftime's %f would round the milliseconds)."""
+    cut = fn.substr(column, SQL("1"), SQL("10")).concat(SQL("'T'"))
+    cut = cut.concat(fn.substr(column, SQL("12"), SQL("12"))).concat(SQL("'Z'"))
+    whole = fn.length(column) == SQL("26")
+    return Case(None, [(whole, cut)], fn.strftime(SQL(SQLITE_TIME), column))
+
+
+ANSWER = json_plan(source_schema)
 
 
 class TenantCount(Model):

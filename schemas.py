@@ -4,7 +4,6 @@ Field names are the reference's camelCase (`data_key`); models use snake_case.
 """
 
 import datetime
-import functools
 import json
 import re
 
@@ -186,69 +185,19 @@ list_query_schema = ListQuerySchema()
 delete_query_schema = DeleteQuerySchema()
 
 
-def time_text(value):
-    """`format_time` of a datetime, or of SQLite's text of one
-    (`2026-03-16 02:00:00.123456`), without parsing it."""
-    if isinstance(value, str):
-        if len(value) == 26 and value[10] == " ":
-            return f"{value[:10]}T{value[11:23]}Z"
-        value = datetime.datetime.fromisoformat(value)
-    return format_time(value)
+KINDS = ((UTCDateTime, "time"), (fields.Dict, "object"), (fields.String, "text"))
 
 
-def json_object(value):
-    """A JSON object as a dict, or as its JSON text, which is sent unparsed."""
-    return orjson.Fragment(value) if isinstance(value, str) else dict(value)
-
-
-def dumper(schema, columns=None):
-    """`schema.dump`, several times faster, of a mapping of attribute names (a
-    model's `__data__`) or, given `columns`, of a database row of the schema's
-    attributes in its order, whose text and integers the driver has already
-    typed. The schema still decides every key, its order and its type; a field
-    of a type not listed here is serialised by the field itself.
-    tests/test_fast_dump.py proves it equal to `schema.dump`."""
+def json_plan(schema):
+    """How `schema` dumps an object, for the SQL that writes answers
+    (models.answer): (key, attribute, kind) of each field, in order."""
     plan = []
     for name, field in schema.dump_fields.items():
-        if isinstance(field, UTCDateTime):
-            convert = time_text
-        elif isinstance(field, fields.String):
-            convert = str
-        elif isinstance(field, fields.Integer) and not field.as_string:
-            convert = int
-        elif type(field) in (fields.Dict, JSONObject) and not field.key_field:
-            convert = json_object if not field.value_field else None
-        else:
-            convert = None
-        if convert is None:
-            convert = functools.partial(field._serialize, attr=name, obj=None)
-        key = field.data_key if field.data_key is not None else name
-        plan.append((key, field.attribute or name, convert))
-
-    def dump(data):
-        out = {}
-        for key, attribute, convert in plan:
-            value = data.get(attribute)
-            out[key] = None if value is None else convert(value)
-        return out
-
-    if columns is None:
-        return dump
-    if list(columns) != [attribute for _, attribute, _ in plan]:
-        raise ValueError(f"columns {columns!r} are not the schema's attributes in its order")
-    keys = [key for key, _, _ in plan]
-    typed = [
-        (i, key, convert) for i, (key, _, convert) in enumerate(plan) if convert not in (str, int)
-    ]
-
-    def dump_row(row):
-        out = dict(zip(keys, row, strict=True))
-        for i, key, convert in typed:
-            if row[i] is not None:
-                out[key] = convert(row[i])
-        return out
-
-    return dump_row
-
-
-dump_source = dumper(source_schema)
+        kind = next((kind for cls, kind in KINDS if isinstance(field, cls)), None)
+        if isinstance(field, fields.Integer) and not field.as_string:
+            kind = "integer"
+        key = field.data_key or name
+        if kind is None or not key.isidentifier():
+            raise TypeError(f"{name}: no SQL writes this field")
+        plan.append((key, field.attribute or name, kind))
+    return plan

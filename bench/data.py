@@ -113,7 +113,7 @@ class BenchDatabase:
         """The cursor a client would hold after reading `offset` sources."""
         with self.db.connection_context():
             (row,) = (
-                models.DataSource.rows()
+                models.DataSource.select(models.DataSource.created_at, models.DataSource.id)
                 .where(models.DataSource.tenant_id == tenant)
                 .order_by(models.DataSource.created_at, models.DataSource.id)
                 .offset(offset - 1)

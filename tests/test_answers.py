@@ -1,0 +1,142 @@
+"""Answers are JSON the database writes (models.answer); they equal
+marshmallow's dump of the same source, key for key and in the schema's order,
+on both backends, for any source the API can store."""
+
+import datetime
+import json
+import uuid
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import models
+from schemas import SYNC_MODES, UNSTORABLE, canonical_numbers, json_plan, source_schema
+
+text = st.text(max_size=40).filter(lambda value: not UNSTORABLE.search(value))
+maybe_text = st.none() | text
+moments = st.datetimes(
+    min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31)
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
+    max_leaves=8,
+)
+json_objects = st.dictionaries(text, json_values, max_size=4).map(canonical_numbers)
+sources = st.fixed_dictionaries(
+    {
+        "tenant_id": text.filter(bool),
+        "name": text,
+        "description": text,
+        "connector_key": text,
+        "source_config": json_objects,
+        "file_format": maybe_text,
+        "sync_mode": st.sampled_from(SYNC_MODES),
+        "schedule": json_objects,
+        "schema_key": maybe_text,
+        "status": text,
+        "last_sync_at": st.none() | moments,
+        "last_sync_status": maybe_text,
+        "record_count": st.integers(0, 2**63 - 1),
+        "row_version": st.integers(1, 2**63 - 2),  # created at 1, +1 per update
+        "created_at": moments,
+        "updated_at": moments,
+    }
+)
+
+
+def dumped(data):
+    """What the schema makes of a source, as a client parses it."""
+    return json.loads(json.dumps(source_schema.dump(models.DataSource(**data))))
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sources)
+def test_every_answer_equals_the_schema_dump(app, data):
+    unique = uuid.uuid4().hex  # examples share a database
+    data |= {"id": models.new_id(), "key": unique, "tenant_id": data["tenant_id"] + unique}
+    expected = dumped(data)
+    with app.app_context(), models.db.connection_context():
+        created = models.DataSource.insert_one(data)
+        found = models.DataSource.find(data["tenant_id"], data["key"])
+        page = models.DataSource.page(data["tenant_id"], 1, (data["created_at"], ""))
+        updated = models.DataSource.update_one(
+            data["tenant_id"], data["key"], {}, data["updated_at"], data["row_version"]
+        )
+    for answer in (created, found, page[0][2]):
+        assert list(json.loads(answer)) == list(expected)  # the schema's key order
+        assert json.loads(answer) == expected
+    assert json.loads(updated) == expected | {"rowVersion": data["row_version"] + 1}
+
+
+def test_the_plan_follows_the_schema():
+    plan = json_plan(source_schema)
+    assert [key for key, _, _ in plan] == [
+        field.data_key or name for name, field in source_schema.dump_fields.items()
+    ]
+    assert dict((key, kind) for key, _, kind in plan) == {
+        "id": "text",
+        "tenantId": "text",
+        "key": "text",
+        "name": "text",
+        "description": "text",
+        "connectorKey": "text",
+        "sourceConfig": "object",
+        "fileFormat": "text",
+        "syncMode": "text",
+        "schedule": "object",
+        "schemaKey": "text",
+        "status": "text",
+        "lastSyncAt": "time",
+        "lastSyncStatus": "text",
+        "recordCount": "integer",
+        "rowVersion": "integer",
+        "createdAt": "time",
+        "updatedAt": "time",
+    }
+
+
+def test_times_are_cut_to_milliseconds_not_rounded(app):
+    moment = datetime.datetime(2026, 3, 16, 2, 0, 59, 999999)
+    whole = datetime.datetime(2026, 3, 16, 2, 0, 0)
+    data = {
+        **{field.name: field.default for field in models.DataSource._meta.sorted_fields},
+        **{"id": "ds_1", "tenant_id": "t", "key": "k", "name": "n", "source_config": {}},
+        **{"schedule": {}, "last_sync_at": whole, "created_at": moment, "updated_at": moment},
+    }
+    with app.app_context(), models.db.connection_context():
+        answer = json.loads(models.DataSource.insert_one(data))
+    assert answer["createdAt"] == "2026-03-16T02:00:59.999Z"
+    assert answer["lastSyncAt"] == "2026-03-16T02:00:00.000Z"
+
+
+def test_pages_follow_the_list_order_and_the_counter(api, app):
+    for i in range(30):
+        body = {"key": f"k{i}", "name": f"n{i}", "sourceConfig": {"i": i, "x": [1.5, None]}}
+        assert api.post(body).status_code == 201
+    source = models.DataSource
+    ordered = list(source.of_tenant("t_001").order_by(source.created_at, source.id))
+    with app.app_context(), models.db.connection_context():
+        first = source.page("t_001", 26)
+        assert [row[1] for row in first] == [s.id for s in ordered[:26]]
+        assert [json.loads(row[2]) for row in first] == source_schema.dump(ordered[:26], many=True)
+        after = source.position(first[9])
+        assert after == (ordered[9].created_at, ordered[9].id)
+        rest = source.page("t_001", 100, after)
+        assert [row[1] for row in rest] == [s.id for s in ordered[10:]]
+        assert models.TenantCount.of("t_001") == 30
+        assert models.TenantCount.of("t_002") == 0
+
+
+def test_answers_orjson_cannot_encode_are_still_json(api):
+    config = {"big": 2**70, "small": -(2**64), "float": 1e16, "text": "é\u2028"}
+    created = api.post({"key": "big", "name": "n", "sourceConfig": config})
+    assert created.status_code == 201
+    assert created.json["sourceConfig"] == config
+    assert api.get().json["data"][0]["sourceConfig"] == config
