@@ -268,12 +268,12 @@ def list_sources():
     rows = DataSource.page(tenant, limit + 1, read_cursor(query.get("cursor"), tenant))
     page, more = rows[:limit], len(rows) > limit
     pagination = {
-        "total": TenantCount.of(tenant),
+        "total": rows[0][3] if rows else TenantCount.of(tenant),
         "limit": limit,
         "hasMore": more,
         "nextCursor": write_cursor(tenant, page[-1]) if more else None,
     }
-    data = Fragment("[" + ",".join(source for _, _, source in page) + "]")
+    data = Fragment("[" + ",".join(row[2] for row in page) + "]")
     return respond({"data": data, "pagination": pagination})
 
 

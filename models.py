@@ -94,9 +94,12 @@ class DataSource(Model):
     @classmethod
     def page_query(cls, tenant_id, limit, after=None):
         """Up to `limit` sources in list order after the (created_at, id)
-        position `after`, as (created_at, id, answer JSON) rows; served by the
-        (tenant_id, created_at, id) index."""
-        query = cls.select(cls.created_at, cls.id, answer()).where(cls.tenant_id == tenant_id)
+        position `after`, as (created_at, id, answer JSON, tenant's total)
+        rows; served by the (tenant_id, created_at, id) index. The total is
+        read by the same statement, so a page and its total always agree."""
+        total = TenantCount.select(TenantCount.sources).where(TenantCount.tenant_id == tenant_id)
+        query = cls.select(cls.created_at, cls.id, answer(), total)
+        query = query.where(cls.tenant_id == tenant_id)
         if after is not None:
             query = query.where(Tuple(cls.created_at, cls.id) > Tuple(*after))
         return query.order_by(cls.created_at, cls.id).limit(limit)
@@ -105,7 +108,7 @@ class DataSource(Model):
     def page(cls, tenant_id, limit, after=None):
         """The rows of `page_query`; no model built (Peewee takes longer to
         compile the query and fill 26 models than SQLite takes to run it)."""
-        params = [tenant_id, *(after or ()), limit]
+        params = [tenant_id, tenant_id, *(after or ()), limit]
         name = ("page", after is None)
         return execute(name, lambda: cls.page_query(tenant_id, limit, after), params).fetchall()
 
