@@ -86,6 +86,7 @@ DEFAULTS = {
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
     "STATEMENT_TIMEOUT_MS": 5000,  # PostgreSQL; 0: none
     "RETRY_AFTER_SECONDS": 5,
+    "ANSWER_CACHE_BYTES": 4 * 1024 * 1024,  # list answers kept per worker; 0: none
 }
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 
@@ -118,6 +119,8 @@ class State:
             self.jwt_key, self.jwt_algorithms = self.jwt_secret, ["HS256"]
         self.cursor_secret = str(config["CURSOR_SECRET"] or self.jwt_secret or instance_secret(app))
         self.verified_tokens = {}  # token -> (expiry, claims); see jwt_identity
+        self.answers = {}  # (source id, row version) -> answer JSON; see page_answers
+        self.answers_size, self.answers_budget = 0, int(config["ANSWER_CACHE_BYTES"])
         if identity is not None:
             self.identity = identity
         elif config["AUTH"] in ("jwt", "headers"):
@@ -260,16 +263,39 @@ def list_sources():
     tenant = authorize("viewer")
     query = load_query(list_query_schema)
     limit = query["limit"]
-    rows = DataSource.page(tenant, limit + 1, read_cursor(query.get("cursor"), tenant))
-    page, more = rows[:limit], len(rows) > limit
+    rows, answers = page_answers(tenant, limit, read_cursor(query.get("cursor"), tenant))
+    more = len(rows) > limit
     pagination = {
         "total": rows[0][3] if rows else TenantCount.of(tenant),
         "limit": limit,
         "hasMore": more,
-        "nextCursor": write_cursor(tenant, page[-1]) if more else None,
+        "nextCursor": write_cursor(tenant, rows[limit - 1]) if more else None,
     }
-    data = Fragment("[" + ",".join(row[2] for row in page) + "]")
+    data = Fragment("[" + ",".join(answers) + "]")
     return respond({"data": data, "pagination": pagination})
+
+
+def page_answers(tenant, limit, after):
+    """A page's rows (one more than `limit`, to tell whether more follow)
+    and the answers of its first `limit`. Each worker keeps answers by source
+    id and row version, which every write changes; a page whose answers are
+    all kept is read from the index and the row versions, and no answer is
+    written again (writing them is, in SQL, the list's largest cost)."""
+    state = settings()
+    if state.answers_budget:
+        rows = DataSource.page(tenant, limit + 1, after, answers=False)
+        answers = [state.answers.get((row[1], row[2])) for row in rows[:limit]]
+        if None not in answers:
+            return rows, answers
+    rows = DataSource.page(tenant, limit + 1, after)
+    size = sum(len(row[4]) for row in rows)
+    if size <= state.answers_budget:  # a page past the whole budget is not kept
+        if state.answers_size + size > state.answers_budget:
+            state.answers.clear()
+            state.answers_size = 0
+        state.answers.update(((row[1], row[2]), row[4]) for row in rows)
+        state.answers_size += size
+    return rows, [row[4] for row in rows[:limit]]
 
 
 @bp.post("")

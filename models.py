@@ -92,25 +92,27 @@ class DataSource(Model):
         return cls.select().where(cls.tenant_id == tenant_id)
 
     @classmethod
-    def page_query(cls, tenant_id, limit, after=None):
+    def page_query(cls, tenant_id, limit, after=None, answers=True):
         """Up to `limit` sources in list order after the (created_at, id)
-        position `after`, as (created_at, id, answer JSON, tenant's total)
-        rows; served by the (tenant_id, created_at, id) index. The total is
-        read by the same statement, so a page and its total always agree."""
+        position `after`, as (created_at, id, row version, tenant's total,
+        answer JSON) rows, or without the answer; served by the (tenant_id,
+        created_at, id) index. The total is read by the same statement, so a
+        page and its total always agree."""
         total = TenantCount.select(TenantCount.sources).where(TenantCount.tenant_id == tenant_id)
-        query = cls.select(cls.created_at, cls.id, answer(), total)
+        columns = [cls.created_at, cls.id, cls.row_version, total]
+        query = cls.select(*columns, *([answer()] if answers else []))
         query = query.where(cls.tenant_id == tenant_id)
         if after is not None:
             query = query.where(Tuple(cls.created_at, cls.id) > Tuple(*after))
         return query.order_by(cls.created_at, cls.id).limit(limit)
 
     @classmethod
-    def page(cls, tenant_id, limit, after=None):
+    def page(cls, tenant_id, limit, after=None, answers=True):
         """The rows of `page_query`; no model built (Peewee takes longer to
         compile the query and fill 26 models than SQLite takes to run it)."""
         params = [tenant_id, tenant_id, *(after or ()), limit]
-        name = ("page", after is None)
-        return execute(name, lambda: cls.page_query(tenant_id, limit, after), params).fetchall()
+        query = lambda: cls.page_query(tenant_id, limit, after, answers)  # noqa: E731
+        return execute(("page", after is None, answers), query, params).fetchall()
 
     @staticmethod
     def position(row):

@@ -6,10 +6,12 @@ import datetime
 import json
 import uuid
 
+from conftest import API, auth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import models
+from app import create_app
 from schemas import SYNC_MODES, UNSTORABLE, canonical_numbers, json_plan, source_schema
 
 text = st.text(max_size=40).filter(lambda value: not UNSTORABLE.search(value))
@@ -69,7 +71,7 @@ def test_every_answer_equals_the_schema_dump(app, data):
         updated = models.DataSource.update_one(
             data["tenant_id"], data["key"], {}, data["updated_at"], data["row_version"]
         )
-    for answer in (created, found, page[0][2]):
+    for answer in (created, found, page[0][4]):
         assert list(json.loads(answer)) == list(expected)  # the schema's key order
         assert json.loads(answer) == expected
     assert json.loads(updated) == expected | {"rowVersion": data["row_version"] + 1}
@@ -125,7 +127,7 @@ def test_pages_follow_the_list_order_and_the_counter(api, app):
     with app.app_context(), models.db.connection_context():
         first = source.page("t_001", 26)
         assert [row[1] for row in first] == [s.id for s in ordered[:26]]
-        assert [json.loads(row[2]) for row in first] == source_schema.dump(ordered[:26], many=True)
+        assert [json.loads(row[4]) for row in first] == source_schema.dump(ordered[:26], many=True)
         after = source.position(first[9])
         assert after == (ordered[9].created_at, ordered[9].id)
         rest = source.page("t_001", 100, after)
@@ -140,3 +142,71 @@ def test_answers_orjson_cannot_encode_are_still_json(api):
     assert created.status_code == 201
     assert created.json["sourceConfig"] == config
     assert api.get().json["data"][0]["sourceConfig"] == config
+
+
+# Answers kept by each worker (app.page_answers).
+
+
+def page_reads(monkeypatch):
+    """Whether each page query of the list wrote its answers."""
+    reads, page = [], models.DataSource.page.__func__
+
+    def spy(cls, *args, answers=True):
+        reads.append(answers)
+        return page(cls, *args, answers=answers)
+
+    monkeypatch.setattr(models.DataSource, "page", classmethod(spy))
+    return reads
+
+
+def test_kept_answers_follow_every_write(api, monkeypatch):
+    for key in "abc":
+        assert api.post({"key": key, "name": key}).status_code == 201
+    reads = page_reads(monkeypatch)
+    first = api.get()
+    assert api.get().get_data() == first.get_data()
+    assert reads == [False, True, False]  # written once, then read from the kept answers
+    updated = api.put({"key": "b", "name": "B"}).json
+    assert api.delete("c").status_code == 204
+    assert api.post({"key": "d", "name": "d"}).status_code == 201
+    listed = api.get().json
+    assert [source["name"] for source in listed["data"]] == ["a", "B", "d"]
+    assert listed["data"][1] == updated
+    assert listed["pagination"]["total"] == 3
+
+
+def app_with(config, tmp_path, monkeypatch, **settings):
+    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+    return create_app(config | {f"DATASOURCES_{k}": v for k, v in settings.items()})
+
+
+def test_a_budget_of_zero_keeps_no_answer(config, tmp_path, monkeypatch):
+    app = app_with(config, tmp_path, monkeypatch, ANSWER_CACHE_BYTES="0")
+    client = app.test_client()
+    assert client.post(API, json={"key": "a", "name": "a"}, headers=auth()).status_code == 201
+    reads = page_reads(monkeypatch)
+    for _ in range(2):
+        assert [s["key"] for s in client.get(API, headers=auth()).json["data"]] == ["a"]
+    assert reads == [True, True]
+    assert app.extensions["datasources"].answers == {}
+
+
+def test_kept_answers_stay_within_the_budget(config, tmp_path, monkeypatch):
+    app = app_with(config, tmp_path, monkeypatch, ANSWER_CACHE_BYTES="2000")
+    client, state = app.test_client(), app.extensions["datasources"]
+    for i in range(8):
+        body = {"key": f"k{i}", "name": "n", "description": "x" * 200}
+        assert client.post(API, json=body, headers=auth()).status_code == 201
+    cursor, seen = None, []
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get(API, query_string=query, headers=auth()).json
+        seen += [source["key"] for source in page["data"]]
+        assert 0 < state.answers_size <= 2000
+        assert state.answers_size == sum(map(len, state.answers.values()))
+        cursor = page["pagination"]["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [f"k{i}" for i in range(8)]
+    client.get(API, query_string={"limit": 8}, headers=auth())  # past the whole budget
+    assert state.answers_size <= 2000
