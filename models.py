@@ -133,8 +133,8 @@ class DataSource(Model):
         """INSERT a source (`data` names every field); its answer JSON."""
         fields = cls._meta.sorted_fields
         params = [stored(field, data[field.name]) for field in fields]
-        values = {f: Value(p, converter=False) for f, p in zip(fields, params, strict=True)}
-        return first(execute("insert", lambda: cls.insert(values).returning(answer()), params))
+        query = lambda: cls.insert(as_bound(fields, params)).returning(answer())  # noqa: E731
+        return first(execute("insert", query, params))
 
     @classmethod
     def update_one(cls, tenant_id, key, changes, now, row_version=None):
@@ -165,6 +165,13 @@ class DataSource(Model):
         """DELETE the source; whether there was one."""
         where = [cls.tenant_id == tenant_id, cls.key == key]
         return execute("delete", lambda: cls.delete().where(*where), [tenant_id, key]).rowcount > 0
+
+
+def as_bound(fields, params):
+    """Peewee values binding `params` as they are, already stored()."""
+    return {
+        field: Value(param, converter=False) for field, param in zip(fields, params, strict=True)
+    }
 
 
 def first(cursor):
@@ -306,7 +313,8 @@ class PooledSqlite(ProcessPool, PooledSqliteDatabase):
             return super().begin(lock_type)
         timeout_ms = int(dict(self._pragmas).get("busy_timeout", 5000))
         deadline = time.monotonic() + timeout_ms / 1000
-        self.execute_sql("PRAGMA busy_timeout = 0")
+        connection = self.connection()  # PRAGMAs straight to the driver: run on every write
+        connection.execute("PRAGMA busy_timeout = 0")
         try:
             while True:
                 try:
@@ -316,7 +324,7 @@ class PooledSqlite(ProcessPool, PooledSqliteDatabase):
                         raise
                 time.sleep(random.uniform(0.0001, 0.0005))
         finally:
-            self.execute_sql(f"PRAGMA busy_timeout = {timeout_ms}")
+            connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
 class PooledPostgresql(ProcessPool, PooledPostgresqlDatabase):
