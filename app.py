@@ -30,7 +30,7 @@ from werkzeug.exceptions import (
 from werkzeug.routing import Rule
 
 if __package__:  # installed as the `datasources` package (see pyproject.toml)
-    from . import models, observability, openapi
+    from . import connections, models, observability, openapi
     from .auth import (
         ROLES,
         authorize,
@@ -49,6 +49,7 @@ if __package__:  # installed as the `datasources` package (see pyproject.toml)
         update_source_schema,
     )
 else:  # run from the repository root: `gunicorn wsgi:app`, `flask --app app`
+    import connections
     import models
     import observability
     import openapi
@@ -447,7 +448,7 @@ def init_app(app, url_prefix=PREFIX, database=None, identity=None, cli_group="da
             app.instance_path, "datasources.db"
         )
         os.makedirs(app.instance_path, exist_ok=True)
-        database = models.connect_url(
+        database = connections.connect_url(
             url,
             busy_timeout_ms=int(config["SQLITE_BUSY_TIMEOUT_MS"]),
             statement_timeout_ms=int(config["STATEMENT_TIMEOUT_MS"]),

@@ -14,6 +14,7 @@ import jwt
 import psycopg
 import pytest
 
+import connections
 import models
 from app import create_app
 
@@ -71,7 +72,7 @@ def database_url(backend, request, tmp_path):
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'datasources.db'}"
     url = request.getfixturevalue("postgres_url")
-    database = models.connect_url(url)
+    database = connections.connect_url(url)
     models.bind_database(database)
     models.migrate()
     with database.connection_context():

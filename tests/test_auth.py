@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask, g, request
 
 import app as service
+import connections
 import models
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -330,7 +331,7 @@ def host(database_url, tmp_path):
     def home():
         return "host home"
 
-    database = models.connect_url(database_url)
+    database = connections.connect_url(database_url)
     service.init_app(host, database=database, identity=lambda: g.user)
     yield host
     database.close()

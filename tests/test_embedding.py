@@ -6,6 +6,7 @@ import pytest
 from conftest import EXAMPLE_KEY
 from flask import Flask, g
 
+import connections
 import models
 from app import init_app
 
@@ -64,7 +65,7 @@ def host_parts(tmp_path, database_url):
     host, host_db, _ = make_host(
         tmp_path,
         url_prefix="/platform/sources",
-        database=models.connect_url(database_url),
+        database=connections.connect_url(database_url),
     )
     return host, host_db
 

@@ -25,6 +25,7 @@ import requests
 from conftest import API, SECRET, auth
 from servers import Gunicorn, Postgres, free_port, owned_tempdir, wait_for
 
+import connections
 import models
 from app import create_app
 
@@ -71,7 +72,7 @@ def unavailable(response):
 @pytest.fixture(scope="module")
 def pg():
     with Postgres() as server:
-        database = models.connect_url(server.url)
+        database = connections.connect_url(server.url)
         models.bind_database(database)
         models.migrate()
         database.close()
