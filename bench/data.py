@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import models  # noqa: E402
-from app import create_app, write_cursor  # noqa: E402
+from app import create_app  # noqa: E402
+from inputs import write_cursor  # noqa: E402
 
 SECRET = "bench-secret-" + "b" * 40
 # The server to make `bench_<random>` on (and drop it from); its own database is not touched.

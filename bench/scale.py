@@ -93,7 +93,7 @@ def explain(database, size, end_cursor):
     tenant's total, with what the total costs next to a COUNT(*)."""
     source = models.DataSource
     with database.app.app_context():
-        from app import read_cursor
+        from inputs import read_cursor
 
         after = read_cursor(end_cursor, TENANT)
     queries = {
