@@ -185,19 +185,25 @@ list_query_schema = ListQuerySchema()
 delete_query_schema = DeleteQuerySchema()
 
 
-KINDS = ((UTCDateTime, "time"), (fields.Dict, "object"), (fields.String, "text"))
+KINDS = (
+    (UTCDateTime, "time"),
+    (fields.Dict, "object"),
+    (fields.String, "text"),
+    (fields.Integer, "integer"),
+)
 
 
 def json_plan(schema):
     """How `schema` dumps an object, for the SQL that writes answers
-    (models.answer): (key, attribute, kind) of each field, in order."""
+    (models.answer): (key, attribute, kind) of each field, in order. A field
+    whose dump would change what is stored (an integer as a string, a dict
+    with typed keys or values) is refused: SQL would not change it."""
     plan = []
     for name, field in schema.dump_fields.items():
         kind = next((kind for cls, kind in KINDS if isinstance(field, cls)), None)
-        if isinstance(field, fields.Integer) and not field.as_string:
-            kind = "integer"
+        converts = getattr(field, "as_string", False) or getattr(field, "value_field", None)
         key = field.data_key or name
-        if kind is None or not key.isidentifier():
+        if kind is None or converts or getattr(field, "key_field", None) or not key.isidentifier():
             raise TypeError(f"{name}: no SQL writes this field")
         plan.append((key, field.attribute or name, kind))
     return plan
