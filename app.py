@@ -1,128 +1,77 @@
 """The Data Sources API: a Flask blueprint, its app factory and its CLI.
 
-Reads top to bottom: settings, views, probes, CLI, then `init_app`
-(embedding) and `create_app` (standalone). Errors are in errors.py,
-identity in auth.py, request bodies, query strings and cursors in inputs.py.
+Reads top to bottom: each app's share (`Service`), views, probes, CLI, then
+`init_app` (embedding) and `create_app` (standalone). The views hand named
+inputs to one store call each (store.py); errors are in errors.py, identity
+in auth.py, request bodies, query strings and cursors in inputs.py.
 """
 
 import datetime
+import functools
 import os
+import posixpath
 
 import click
 import jwt
-import peewee
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from flask import Blueprint, Config, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask.cli import AppGroup
 from orjson import Fragment
+from peewee import SqliteDatabase
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Rule
 
-if __package__:  # installed as the `datasources` package (see pyproject.toml)
-    from . import connections, models, observability, openapi
-    from .auth import (
-        ROLES,
-        authorize,
-        header_identity,
-        instance_secret,
-        jwt_identity,
-        public_key_algorithm,
-        settings,
-    )
-    from .errors import Problem, http_problem, register_handlers, respond
-    from .inputs import json_body, load_query, read_cursor, write_cursor
-    from .models import DataSource, TenantCount, db, write_transaction
-    from .schemas import (
-        delete_query_schema,
-        list_query_schema,
-        source_schema,
-        update_source_schema,
-    )
-else:  # run from the repository root: `gunicorn wsgi:app`, `flask --app app`
-    import connections
-    import models
-    import observability
-    import openapi
-    from auth import (
-        ROLES,
-        authorize,
-        header_identity,
-        instance_secret,
-        jwt_identity,
-        public_key_algorithm,
-        settings,
-    )
-    from errors import Problem, http_problem, register_handlers, respond
-    from inputs import json_body, load_query, read_cursor, write_cursor
-    from models import DataSource, TenantCount, db, write_transaction
-    from schemas import (
-        delete_query_schema,
-        list_query_schema,
-        source_schema,
-        update_source_schema,
-    )
+from datasources import connections, models, observability, openapi, store
+from datasources.auth import (
+    ROLES,
+    authorize,
+    header_identity,
+    instance_secret,
+    jwt_identity,
+    public_key_algorithm,
+)
+from datasources.errors import Problem, http_problem, register_handlers, respond
+from datasources.inputs import json_body, load_query, read_cursor, write_cursor
+from datasources.schemas import (
+    delete_query_schema,
+    list_query_schema,
+    source_schema,
+    update_source_schema,
+)
+from datasources.settings import Settings, from_environ, service
 
 PREFIX = "/api/v1/data-sources"
-DEFAULTS = {
-    "DATABASE_URL": None,  # None: an SQLite file in the instance folder
-    "AUTO_MIGRATE": None,  # None: yes on SQLite, no elsewhere
-    "AUTH": "jwt",  # or "headers", behind a trusted gateway
-    "JWT_SECRET": None,  # None: a random secret kept in the instance folder
-    "JWT_PUBLIC_KEY": None,  # PEM; RS256 or ES256, and then no HS256 at all
-    "JWT_AUDIENCE": None,
-    "JWT_ISSUER": None,
-    "JWT_TENANT_CLAIM": "tenant_id",
-    "JWT_ROLE_CLAIM": "role",
-    "CURSOR_SECRET": None,  # None: the JWT secret or the instance secret
-    "MAX_BODY_BYTES": 1024 * 1024,
-    "SQLITE_BUSY_TIMEOUT_MS": 5000,
-    "STATEMENT_TIMEOUT_MS": 5000,  # PostgreSQL; 0: none
-    "RETRY_AFTER_SECONDS": 5,
-    "ANSWER_CACHE_BYTES": 4 * 1024 * 1024,  # list answers kept per worker; 0: none
-}
+ROOT = os.path.dirname(os.path.abspath(__file__))
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+SAME = object()  # docs_url / openapi_url: beside the API, at the parent of its prefix
 
 bp = Blueprint("datasources", __name__)
 register_handlers(bp)
 
 
-def flag(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return value
+class Service:
+    """One app's share, in `app.extensions["datasources"]`: its settings,
+    its database and its identity, then its caches."""
 
-
-class State:
-    """One app's settings, resolved once by `init_app`."""
-
-    def __init__(self, app, config, identity=None):
-        self.max_body_bytes = int(config["MAX_BODY_BYTES"])
-        self.retry_after = int(config["RETRY_AFTER_SECONDS"])
-        self.tenant_claim = config["JWT_TENANT_CLAIM"]
-        self.role_claim = config["JWT_ROLE_CLAIM"]
-        self.jwt_audience = config["JWT_AUDIENCE"] or None
-        self.jwt_issuer = config["JWT_ISSUER"] or None
-        if config["JWT_PUBLIC_KEY"]:
+    def __init__(self, app, settings, database, identity=None):
+        self.settings, self.database = settings, database
+        if settings.jwt_public_key:
             self.jwt_secret = None
-            self.jwt_key = load_pem_public_key(config["JWT_PUBLIC_KEY"].encode())
+            self.jwt_key = load_pem_public_key(settings.jwt_public_key.encode())
             self.jwt_algorithms = [public_key_algorithm(self.jwt_key)]
         else:
-            self.jwt_secret = str(config["JWT_SECRET"] or instance_secret(app))
+            self.jwt_secret = settings.jwt_secret or instance_secret(app)
             self.jwt_key, self.jwt_algorithms = self.jwt_secret, ["HS256"]
-        self.cursor_secret = str(config["CURSOR_SECRET"] or self.jwt_secret or instance_secret(app))
-        self.verified_tokens = {}  # token -> (expiry, claims); see jwt_identity
-        self.answers = {}  # (source id, row version) -> answer JSON; see page_answers
-        self.answers_size, self.answers_budget = 0, int(config["ANSWER_CACHE_BYTES"])
-        if identity is not None:
-            self.identity = identity
-        elif config["AUTH"] in ("jwt", "headers"):
-            self.identity = jwt_identity if config["AUTH"] == "jwt" else header_identity
-        else:
-            raise ValueError("DATASOURCES_AUTH must be jwt or headers.")
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        self.cursor_secret = settings.cursor_secret or self.jwt_secret or instance_secret(app)
+        if identity is None:
+            identity = jwt_identity if settings.auth == "jwt" else header_identity
+        self.identity = identity
+        auto = settings.auto_migrate
+        self.migrate_first = isinstance(database, SqliteDatabase) if auto is None else auto
+        self.schema_ready = False  # checked on the first store call; see store.database
+        # Caches: per worker, never shared across apps.
+        self.verified_tokens = {}  # token -> (expiry, claims); see auth.jwt_identity
+        self.answers = store.Answers(settings.answer_cache_bytes)
 
 
 # Views.
@@ -132,17 +81,19 @@ def utcnow():
 def note_connection():
     """Remember whether this request found the connection closed, so the
     teardown closes only what the request opened (a host's stays open)."""
-    g.datasources_opens = db.is_closed()
-    request.max_content_length = settings().max_body_bytes
+    state = service()
+    request.max_content_length = state.settings.max_body_bytes
+    g.datasources_opens = state.database.is_closed()
 
 
 @bp.teardown_request
 def close_connection(exc):
-    if g.pop("datasources_opens", False) and not db.is_closed():
-        if g.pop("datasources_discard", False) and hasattr(db.obj, "manual_close"):
-            db.obj.manual_close()  # not back to a pool: dead, or opened read-only
+    database = service().database
+    if g.pop("datasources_opens", False) and not database.is_closed():
+        if g.pop("datasources_discard", False) and hasattr(database, "manual_close"):
+            database.manual_close()  # not back to a pool: dead, or opened read-only
         else:
-            db.close()
+            database.close()
 
 
 @bp.get("")
@@ -151,56 +102,23 @@ def list_sources():
     tenant = authorize("viewer")
     query = load_query(list_query_schema)
     limit = query["limit"]
-    rows, answers = page_answers(tenant, limit, read_cursor(query.get("cursor"), tenant))
-    more = len(rows) > limit
+    page = store.list_sources(tenant, limit, read_cursor(query.get("cursor"), tenant))
     pagination = {
-        "total": rows[0][3] if rows else TenantCount.of(tenant),
+        "total": page.total,
         "limit": limit,
-        "hasMore": more,
-        "nextCursor": write_cursor(tenant, rows[limit - 1]) if more else None,
+        "hasMore": page.next_after is not None,
+        "nextCursor": page.next_after and write_cursor(tenant, page.next_after),
     }
-    data = Fragment("[" + ",".join(answers) + "]")
+    data = Fragment("[" + ",".join(page.answers) + "]")
     return respond({"data": data, "pagination": pagination})
-
-
-def page_answers(tenant, limit, after):
-    """A page's rows (one more than `limit`, to tell whether more follow)
-    and the answers of its first `limit`. Each worker keeps answers by source
-    id and row version, which every write changes; a page whose answers are
-    all kept is read from the index and the row versions, and no answer is
-    written again (writing them is, in SQL, the list's largest cost)."""
-    state = settings()
-    if state.answers_budget:
-        rows = DataSource.page(tenant, limit + 1, after, answers=False)
-        answers = [state.answers.get((row[1], row[2])) for row in rows[:limit]]
-        if None not in answers:
-            return rows, answers
-    rows = DataSource.page(tenant, limit + 1, after)
-    size = sum(len(row[4]) for row in rows)
-    if size <= state.answers_budget:  # a page past the whole budget is not kept
-        if state.answers_size + size > state.answers_budget:
-            state.answers.clear()
-            state.answers_size = 0
-        state.answers.update(((row[1], row[2]), row[4]) for row in rows)
-        state.answers_size += size
-    return rows, [row[4] for row in rows[:limit]]
 
 
 @bp.post("")
 def create_source():
     """Create a source; its key is unique within the tenant."""
     tenant = authorize("editor")
-    fields = source_schema.load(json_body())
-    now = utcnow()
-    source = DataSource(id=models.new_id(), tenant_id=tenant, created_at=now, updated_at=now)
-    source.__data__.update(fields)
-    try:
-        with write_transaction():
-            created = DataSource.insert_one(source.__data__)
-            TenantCount.add(tenant, 1)
-    except peewee.IntegrityError:
-        raise Problem(409, f"A data source with key {fields['key']!r} already exists.") from None
-    return respond(Fragment(created), 201)
+    created = store.create_source(tenant, source_schema.load(json_body()))
+    return respond(Fragment(created.answer), 201)
 
 
 @bp.put("")
@@ -209,35 +127,15 @@ def update_source():
     tenant = authorize("editor")
     changes = update_source_schema.load(json_body())
     key, expected = changes.pop("key"), changes.pop("row_version", None)
-    with write_transaction():
-        updated = DataSource.update_one(tenant, key, changes, utcnow(), expected)
-        # Without rowVersion, no row updated means none existed when the UPDATE
-        # ran; one that READ COMMITTED lets a read see, created since, is no conflict.
-        current = None if updated or expected is None else DataSource.find(tenant, key)
-    if updated:
-        return respond(Fragment(updated))
-    if current is None:
-        raise Problem(404, f"No data source has key {key!r}.")
-    raise Problem(
-        409,
-        "rowVersion mismatch.",
-        "Optimistic concurrency conflict",
-        "urn:datasources:concurrency-conflict",
-        current=Fragment(current),
-    )
+    updated = store.update_source(tenant, key, changes, expected)
+    return respond(Fragment(updated.answer))
 
 
 @bp.delete("")
 def delete_source():
     """Delete the source named by `?key=`."""
     tenant = authorize("editor")
-    key = load_query(delete_query_schema)["key"]
-    with write_transaction():
-        deleted = DataSource.delete_one(tenant, key)
-        if deleted:
-            TenantCount.add(tenant, -1)
-    if not deleted:
-        raise Problem(404, f"No data source has key {key!r}.")
+    store.delete_source(tenant, load_query(delete_query_schema)["key"])
     response = current_app.response_class(status=204)
     del response.headers["Content-Type"]  # an empty body has no media type
     return response
@@ -253,14 +151,14 @@ def fallback(subpath=None):
 @bp.record_once
 def add_fallback_rules(state):
     # Rules with no method list match every method, so these catch what
-    # Flask's routing would otherwise answer outside our error handlers.
+    # Flask's routing would otherwise answer outside our error handlers:
+    # another method on the collection, `<prefix>/` and anything below it.
     prefix = state.url_prefix
     state.app.view_functions["datasources.fallback"] = fallback
-    state.app.url_map.add(Rule(prefix, endpoint="datasources.fallback"))
-    state.app.url_map.add(Rule(f"{prefix}/<path:subpath>", endpoint="datasources.fallback"))
-
-
-bp.record_once(openapi.mount)  # GET <parent of url_prefix>/openapi.json, no auth
+    rule = functools.partial(Rule, endpoint="datasources.fallback", merge_slashes=False)
+    state.app.url_map.add(rule(prefix))
+    state.app.url_map.add(rule(f"{prefix}/", defaults={"subpath": ""}))
+    state.app.url_map.add(rule(f"{prefix}/<path:subpath>"))
 
 
 # Probes for orchestrators: the standalone service's own `/healthz` and
@@ -282,10 +180,11 @@ def healthz():
 @probes.get("/readyz")
 def readyz():
     """The database answers and its schema is current; else 503."""
-    pending = models.pending_migrations()
+    pending = models.pending_migrations(service().database)
     if pending:
         detail = "Schema migrations are pending: " + ", ".join(pending) + "."
-        raise Problem(503, detail, headers={"Retry-After": str(settings().retry_after)})
+        retry = str(service().settings.retry_after_seconds)
+        raise Problem(503, detail, headers={"Retry-After": retry})
     return respond({"status": "ready"})
 
 
@@ -298,7 +197,7 @@ bp.cli.add_command(db_cli)
 @db_cli.command("upgrade")
 def db_upgrade():
     """Apply pending schema migrations."""
-    applied = models.migrate()
+    applied = models.migrate(service().database)
     click.echo("applied: " + ", ".join(applied) if applied else "schema is current")
 
 
@@ -308,57 +207,101 @@ def db_upgrade():
 @click.option("--expires-in", default=3600, show_default=True, help="Seconds.")
 def token_command(tenant, role, expires_in):
     """Print an HS256 JWT signed with the configured or instance secret."""
-    state = current_app.extensions["datasources"]
+    state = service()
     if state.jwt_secret is None:
         raise click.UsageError("A public key is configured: sign tokens with its private key.")
     now = datetime.datetime.now(datetime.UTC)
-    claims = {state.tenant_claim: tenant, state.role_claim: role, "iat": now}
+    settings = state.settings
+    claims = {settings.jwt_tenant_claim: tenant, settings.jwt_role_claim: role, "iat": now}
     claims["exp"] = now + datetime.timedelta(seconds=expires_in)
-    if state.jwt_audience:
-        claims["aud"] = state.jwt_audience
-    if state.jwt_issuer:
-        claims["iss"] = state.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
     click.echo(jwt.encode(claims, state.jwt_secret, algorithm="HS256"))
 
 
 # Wiring.
 
 
-def init_app(app, url_prefix=PREFIX, database=None, identity=None, cli_group="datasources"):
-    """Mount the API on `app`. `database`: a host's Peewee database (default:
-    one from DATASOURCES_DATABASE_URL); `identity`: a function returning the
-    current request's (tenant, role), replacing JWT or header authentication."""
-    config = {key: app.config.get(f"DATASOURCES_{key}", value) for key, value in DEFAULTS.items()}
-    state = State(app, config, identity)
+def init_app(
+    app,
+    url_prefix=PREFIX,
+    database=None,
+    identity=None,
+    cli_group="datasources",
+    openapi_url=SAME,
+    docs_url=SAME,
+):
+    """Mount the API on `app`, with its settings from `app.config`'s
+    `DATASOURCES_*` keys. `database`: a Peewee database of the host's
+    (default: one from DATASOURCES_DATABASE_URL, else an SQLite file in the
+    instance folder); `identity`: a function returning the current request's
+    (tenant, role), replacing JWT or header authentication; `openapi_url`,
+    `docs_url`: where the OpenAPI document and its docs page go (default:
+    beside the API, `<parent of url_prefix>/openapi.json` and `/docs`; None:
+    not served). A path the host already routes is refused with a ValueError.
+    Migrations run by `flask datasources db upgrade`, or on the first API
+    request when DATASOURCES_AUTO_MIGRATE says so (default: on SQLite)."""
+    if "datasources" in app.extensions:
+        raise ValueError("init_app: the data sources API is mounted on this app already.")
+    settings = Settings.from_config(app.config)
+    parent = posixpath.dirname(url_prefix.rstrip("/")).rstrip("/")
+    openapi_url = f"{parent}/openapi.json" if openapi_url is SAME else openapi_url
+    docs_url = f"{parent}/docs" if docs_url is SAME else docs_url
+    refuse_clashes(app, url_prefix, openapi_url, docs_url)
     if database is None:
-        url = config["DATABASE_URL"] or "sqlite:///" + os.path.join(
-            app.instance_path, "datasources.db"
-        )
-        os.makedirs(app.instance_path, exist_ok=True)
-        database = connections.connect_url(
-            url,
-            busy_timeout_ms=int(config["SQLITE_BUSY_TIMEOUT_MS"]),
-            statement_timeout_ms=int(config["STATEMENT_TIMEOUT_MS"]),
-        )
-    models.bind_database(database)
-    app.extensions["datasources"] = state
+        database = open_database(app, settings)
+    app.extensions["datasources"] = Service(app, settings, database, identity)
     observability.init_app(app, bp)
     app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
-    auto = flag(config["AUTO_MIGRATE"])
-    if auto or (auto is None and isinstance(database, peewee.SqliteDatabase)):
-        models.migrate()
+    openapi.mount(app, url_prefix, openapi_url, docs_url)
 
 
-def create_app(test_config=None):
+def open_database(app, settings):
+    url = settings.database_url
+    if url is None:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = "sqlite:///" + os.path.join(app.instance_path, "datasources.db")
+    return connections.connect_url(
+        url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+
+
+def refuse_clashes(app, url_prefix, openapi_url, docs_url):
+    """Refuse paths the host routes already: which one answers would depend
+    on registration order, with no warning."""
+    if docs_url is not None and openapi_url is None:
+        raise ValueError("init_app: the docs page needs the document; give openapi_url too.")
+    ours = {"url_prefix": url_prefix, "openapi_url": openapi_url, "docs_url": docs_url}
+    for rule in app.url_map.iter_rules():
+        for name, path in ours.items():
+            path = path and path.rstrip("/")
+            if path and (rule.rule.rstrip("/") == path or rule.rule.startswith(path + "/")):
+                raise ValueError(
+                    f"init_app: {name} {path!r} clashes with the host's route {rule.rule!r} "
+                    f"({rule.endpoint}); choose another {name}, or None to leave it out."
+                )
+
+
+def create_app(test_config=None, instance_path=None):
     """The standalone service: defaults, then DATASOURCES_* from the
-    environment, then `test_config`."""
-    app = Flask(__name__, instance_relative_config=True)
-    env = Config(app.root_path)
-    env.from_prefixed_env("DATASOURCES", loads=str)
-    app.config.update({f"DATASOURCES_{key}": value for key, value in env.items()})
+    environment, then `test_config`. Applies pending migrations at once when
+    DATASOURCES_AUTO_MIGRATE says so, so gunicorn's master migrates before
+    it forks."""
+    if instance_path is None and os.path.exists(os.path.join(ROOT, "pyproject.toml")):
+        instance_path = os.path.join(ROOT, "instance")  # a checkout: its own instance/
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.config.update(from_environ(os.environ))
     app.config.update(test_config or {})
     app.register_error_handler(HTTPException, http_problem)
     init_app(app, cli_group=None)
     app.register_blueprint(probes)
     observability.use_standalone(app)  # stdout log handler, GET /metrics
+    state = app.extensions["datasources"]
+    if state.migrate_first:
+        models.migrate(state.database)
+        state.migrate_first = False
     return app

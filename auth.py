@@ -12,18 +12,12 @@ import time
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from flask import current_app, g, request
+from flask import g, request
 
-if __package__:
-    from .errors import Problem
-else:
-    from errors import Problem
+from datasources.errors import Problem
+from datasources.settings import service
 
 ROLES = {"viewer": 1, "editor": 2, "admin": 3}
-
-
-def settings():
-    return current_app.extensions["datasources"]
 
 
 def instance_secret(app):
@@ -62,7 +56,7 @@ def unauthorized(detail):
 
 def jwt_identity():
     """Tenant and role from `Authorization: Bearer <JWT>`."""
-    state = settings()
+    state = service()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("A bearer token is required.")
@@ -76,9 +70,9 @@ def jwt_identity():
                 token,
                 state.jwt_key,
                 algorithms=state.jwt_algorithms,
-                audience=state.jwt_audience,
-                issuer=state.jwt_issuer,
-                options={"verify_aud": state.jwt_audience is not None},
+                audience=state.settings.jwt_audience,
+                issuer=state.settings.jwt_issuer,
+                options={"verify_aud": state.settings.jwt_audience is not None},
             )
         except jwt.PyJWTError as exc:
             raise unauthorized(f"The token is not valid ({type(exc).__name__}).") from None
@@ -88,7 +82,7 @@ def jwt_identity():
         if len(state.verified_tokens) >= 1024:
             state.verified_tokens.clear()
         state.verified_tokens[token] = (expiry, claims)
-    return claims.get(state.tenant_claim), claims.get(state.role_claim)
+    return claims.get(state.settings.jwt_tenant_claim), claims.get(state.settings.jwt_role_claim)
 
 
 def header_identity():
@@ -98,7 +92,7 @@ def header_identity():
 
 def authorize(minimum):
     """The caller's tenant, once its role is at least `minimum`."""
-    tenant, role = settings().identity() or (None, None)
+    tenant, role = service().identity() or (None, None)
     if (
         not isinstance(tenant, str)
         or not 0 < len(tenant) <= 255

@@ -9,12 +9,8 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
-if __package__:
-    from . import observability
-    from .schemas import to_json
-else:
-    import observability
-    from schemas import to_json
+from datasources import observability
+from datasources.schemas import to_json
 
 log = logging.getLogger("datasources")
 
@@ -59,7 +55,7 @@ def database_problem(exc):
     log.warning("database unavailable: %s", type(exc).__name__)
     observability.count_database_error(exc)
     g.datasources_discard = True
-    seconds = str(current_app.extensions["datasources"].retry_after)
+    seconds = str(current_app.extensions["datasources"].settings.retry_after_seconds)
     return Problem(
         503, "The database is unavailable; try again shortly.", headers={"Retry-After": seconds}
     ).response

@@ -12,14 +12,8 @@ from itsdangerous import BadSignature, Signer
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-if __package__:
-    from .auth import settings
-    from .errors import Problem
-    from .models import DataSource
-else:
-    from auth import settings
-    from errors import Problem
-    from models import DataSource
+from datasources.errors import Problem
+from datasources.settings import service
 
 
 def unique_keys(pairs):
@@ -51,7 +45,7 @@ def read_body():
         if len(data) < (request.content_length or 0):
             raise Problem(400, "The body ended before its Content-Length.")
         return data
-    limit, stream, data = settings().max_body_bytes, request.environ["wsgi.input"], b""
+    limit, stream, data = service().settings.max_body_bytes, request.environ["wsgi.input"], b""
     while len(data) <= limit:
         chunk = stream.read(limit + 1 - len(data))
         if not chunk:
@@ -98,13 +92,14 @@ CURSOR = re.compile(r"(-?[0-9]{1,20})\.(.{1,64})", re.DOTALL)
 def cursor_signer(tenant):
     """Cursors are signed for one tenant: its id salts the key, so a cursor
     never verifies for another tenant, and never names its tenant."""
-    secret = settings().cursor_secret
+    secret = service().cursor_secret
     return Signer(secret, salt=f"datasources-cursor:{tenant}", digest_method=hashlib.sha256)
 
 
-def write_cursor(tenant, row):
-    """`<created_at in µs since 1970>.<id>.<signature>`: URL-safe and short."""
-    created_at, source_id = DataSource.position(row)
+def write_cursor(tenant, position):
+    """`<created_at in µs since 1970>.<id>.<signature>` of a (created_at, id)
+    position: URL-safe and short."""
+    created_at, source_id = position
     micros = (created_at - EPOCH) // datetime.timedelta(microseconds=1)
     return cursor_signer(tenant).sign(f"{micros}.{source_id}").decode()
 

@@ -1,9 +1,12 @@
-"""Peewee models, the database binding and the schema migrations.
+"""Peewee models, the statements the store runs, and the schema migrations.
 
-Every model binds to one `DatabaseProxy`; `bind_database` points it at a
-host's Peewee database or at one built from a `playhouse.db_url` URL.
+No model is bound to a database: every statement runs on the database it is
+given (each app's own, see settings), so two apps in one process never share
+rows, connections or migrations. Statements are compiled once per kind of
+database with named parameters (`param`), whose order Peewee decides.
 """
 
+import collections
 import datetime
 import os
 import secrets
@@ -12,7 +15,6 @@ from peewee import (
     SQL,
     BigIntegerField,
     CharField,
-    DatabaseProxy,
     DateTimeField,
     JSONField,
     Model,
@@ -24,16 +26,11 @@ from peewee import (
 )
 from playhouse.migrations import Runner
 
-if __package__:
-    from .schemas import json_plan, source_schema, to_json
-else:
-    from schemas import json_plan, source_schema, to_json
+from datasources.schemas import json_plan, source_schema, to_json
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 MIGRATION_TABLE = "datasources_migrations"
 MIGRATION_LOCK = 7_301_955  # pg_advisory_xact_lock key shared by every process
-
-db = DatabaseProxy()
 
 
 class UTCDateTimeField(DateTimeField):
@@ -79,101 +76,220 @@ class DataSource(Model):
     updated_at = UTCDateTimeField()
 
     class Meta:
-        database = db
         table_name = "data_sources"
 
-    @classmethod
-    def of_tenant(cls, tenant_id):
-        return cls.select().where(cls.tenant_id == tenant_id)
 
-    @classmethod
-    def page_query(cls, tenant_id, limit, after=None, answers=True):
-        """Up to `limit` sources in list order after the (created_at, id)
-        position `after`, as (created_at, id, row version, tenant's total,
-        answer JSON) rows, or without the answer; served by the (tenant_id,
-        created_at, id) index. The total is read by the same statement, so a
-        page and its total always agree."""
-        total = TenantCount.select(TenantCount.sources).where(TenantCount.tenant_id == tenant_id)
-        columns = [cls.created_at, cls.id, cls.row_version, total]
-        query = cls.select(*columns, *([answer()] if answers else []))
-        query = query.where(cls.tenant_id == tenant_id)
-        if after is not None:
-            query = query.where(Tuple(cls.created_at, cls.id) > Tuple(*after))
-        return query.order_by(cls.created_at, cls.id).limit(limit)
+class TenantCount(Model):
+    """How many sources each tenant has, kept in the transaction of every
+    insert and delete, so `pagination.total` never scans a tenant."""
 
-    @classmethod
-    def page(cls, tenant_id, limit, after=None, answers=True):
-        """The rows of `page_query`; no model built (Peewee takes longer to
-        compile the query and fill 26 models than SQLite takes to run it)."""
-        params = [tenant_id, tenant_id, *(after or ()), limit]
-        query = lambda: cls.page_query(tenant_id, limit, after, answers)  # noqa: E731
-        return execute(("page", after is None, answers), query, params).fetchall()
+    tenant_id = CharField(primary_key=True, max_length=255)
+    sources = BigIntegerField(default=0)
 
-    @staticmethod
-    def position(row):
-        """The (created_at, id) of a page row; SQLite gives the time as text."""
-        created_at, source_id = row[0], row[1]
-        if isinstance(created_at, str):
-            created_at = datetime.datetime.fromisoformat(created_at)
-        return created_at, source_id
+    class Meta:
+        table_name = "datasources_tenant_counts"
 
-    @classmethod
-    def find(cls, tenant_id, key):
-        """The source's answer JSON, or None."""
-        where = [cls.tenant_id == tenant_id, cls.key == key]
-        return first(execute("find", lambda: cls.select(answer()).where(*where), [tenant_id, key]))
 
-    @classmethod
-    def insert_one(cls, data):
-        """INSERT a source (`data` names every field); its answer JSON."""
-        fields = cls._meta.sorted_fields
-        params = [stored(field, data[field.name]) for field in fields]
-        query = lambda: cls.insert(as_bound(fields, params)).returning(answer())  # noqa: E731
-        return first(execute("insert", query, params))
+TABLES = (DataSource._meta.table_name, TenantCount._meta.table_name, MIGRATION_TABLE)
 
-    @classmethod
-    def update_one(cls, tenant_id, key, changes, now, row_version=None):
-        """One conditional UPDATE of the `changes`, bumping the row version
-        (only from `row_version`, if given); the answer JSON, or None."""
-        update, params = {}, []
-        for field in cls._meta.sorted_fields:  # the order Peewee writes SET in
-            if field.name == "row_version":
-                update[field], param = field + 1, 1
-            elif field.name == "updated_at" or field.name in changes:
-                param = stored(field, now if field.name == "updated_at" else changes[field.name])
-                update[field] = Value(param, converter=False)
-            else:
-                continue
-            params.append(param)
-        where = [cls.tenant_id == tenant_id, cls.key == key]
-        params += [tenant_id, key]
-        if row_version is not None:
-            where.append(cls.row_version == row_version)
-            params.append(row_version)
-        name = ("update", tuple(field.name for field in update), row_version is None)
-        return first(
-            execute(name, lambda: cls.update(update).where(*where).returning(answer()), params)
+
+# Named parameters: a statement is built once with `param(name)` where its
+# values go; Peewee places them, and each run binds the values by name.
+
+
+class Param:
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"param({self.name!r})"
+
+
+def param(name):
+    """A placeholder bound at each run, its value given as stored (see `stored`)."""
+    return Value(Param(name), converter=False)
+
+
+class Statement:
+    """One shape of SQL statement: `build(database)` makes its Peewee query,
+    compiled once per kind of database (Peewee takes longer to compile most
+    of our statements than the database takes to run them)."""
+
+    def __init__(self, build):
+        self.build, self.compiled = build, {}
+
+    def sql(self, database, **values):
+        """The statement's SQL for `database` and its parameters bound to `values`."""
+        compiled = self.compiled.get(type(database))
+        if compiled is None:
+            sql, params = self.build(database).bind(database).sql()
+            compiled = self.compiled[type(database)] = (sql, params)
+        sql, params = compiled
+        return sql, [values[p.name] if type(p) is Param else p for p in params]
+
+    def run(self, database, **values):
+        return database.execute_sql(*self.sql(database, **values))
+
+
+SHAPES_MAX = 1024  # update shapes kept: one per set of changed fields
+
+
+class Shapes(dict):
+    """Statements by shape, made on first use."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, shape):
+        statement = self.make(*shape)
+        if len(self) < SHAPES_MAX:
+            self[shape] = statement
+        return statement
+
+
+# The rows statements give back, by name.
+
+PageRow = collections.namedtuple("PageRow", "created_at id row_version total answer")
+Written = collections.namedtuple("Written", "id row_version answer")
+
+
+def written(database, statement, **values):
+    """The one row of a statement RETURNING (id, row_version, answer), or
+    None; reads every row, as SQLite commits only once a RETURNING
+    statement has finished."""
+    rows = statement.run(database, **values).fetchall()
+    return Written(*rows[0]) if rows else None
+
+
+def page_statement(first, answers):
+    def build(database):
+        source = DataSource
+        total = TenantCount.select(TenantCount.sources).where(
+            TenantCount.tenant_id == param("tenant")
         )
+        columns = [source.created_at, source.id, source.row_version, total]
+        columns.append(answer(database) if answers else SQL("NULL"))
+        query = source.select(*columns).where(source.tenant_id == param("tenant"))
+        if not first:
+            after = Tuple(param("after_time"), param("after_id"))
+            query = query.where(Tuple(source.created_at, source.id) > after)
+        return query.order_by(source.created_at, source.id).limit(param("limit"))
 
-    @classmethod
-    def delete_one(cls, tenant_id, key):
-        """DELETE the source; whether there was one."""
-        where = [cls.tenant_id == tenant_id, cls.key == key]
-        return execute("delete", lambda: cls.delete().where(*where), [tenant_id, key]).rowcount > 0
-
-
-def as_bound(fields, params):
-    """Peewee values binding `params` as they are, already stored()."""
-    return {
-        field: Value(param, converter=False) for field, param in zip(fields, params, strict=True)
-    }
+    return Statement(build)
 
 
-def first(cursor):
-    """The first column of the cursor's one row, or None; reads every row,
-    as SQLite commits only once a RETURNING statement has finished."""
-    rows = cursor.fetchall()
-    return rows[0][0] if rows else None
+PAGES = Shapes(page_statement)
+
+
+def page(database, tenant, limit, after=None, answers=True):
+    """Up to `limit` sources in list order after the (created_at, id)
+    position `after`, each with its row version and the tenant's total (read
+    by the same statement, so a page and its total always agree), and its
+    answer JSON unless `answers` is false; served by the (tenant_id,
+    created_at, id) index. No model is built: Peewee takes longer to fill 26
+    models than SQLite takes to run the query."""
+    after_time, after_id = after or (None, None)
+    cursor = PAGES[after is None, answers].run(
+        database, tenant=tenant, limit=limit, after_time=after_time, after_id=after_id
+    )
+    return list(map(PageRow._make, cursor.fetchall()))
+
+
+def position(row):
+    """The (created_at, id) of a page row; SQLite gives the time as text."""
+    created_at = row.created_at
+    if isinstance(created_at, str):
+        created_at = datetime.datetime.fromisoformat(created_at)
+    return created_at, row.id
+
+
+def returned(database):
+    return [DataSource.id, DataSource.row_version, answer(database)]
+
+
+def of_key():
+    return [DataSource.tenant_id == param("tenant"), DataSource.key == param("key")]
+
+
+FIND = Statement(lambda database: DataSource.select(*returned(database)).where(*of_key()))
+
+
+def find(database, tenant, key):
+    """The source's (id, row_version, answer), or None."""
+    return written(database, FIND, tenant=tenant, key=key)
+
+
+FIELDS = DataSource._meta.sorted_fields
+INSERT = Statement(
+    lambda database: DataSource.insert({field: param(field.name) for field in FIELDS}).returning(
+        *returned(database)
+    )
+)
+
+
+def insert(database, data):
+    """INSERT a source (`data` names every field); its (id, row_version, answer)."""
+    values = {field.name: stored(field, data[field.name]) for field in FIELDS}
+    return written(database, INSERT, **values)
+
+
+def update_statement(changed, conditional):
+    def build(database):
+        update = {field: param(field.name) for field in FIELDS if field.name in changed}
+        update[DataSource.row_version] = DataSource.row_version + 1
+        where = of_key()
+        if conditional:
+            where.append(DataSource.row_version == param("expected"))
+        return DataSource.update(update).where(*where).returning(*returned(database))
+
+    return Statement(build)
+
+
+UPDATES = Shapes(update_statement)
+
+
+def update(database, tenant, key, changes, now, expected=None):
+    """One conditional UPDATE of the `changes`, bumping the row version (only
+    from `expected`, if given); the (id, row_version, answer), or None."""
+    values = {name: stored(DataSource._meta.fields[name], v) for name, v in changes.items()}
+    values["updated_at"] = stored(DataSource.updated_at, now)
+    statement = UPDATES[frozenset(values), expected is not None]
+    return written(database, statement, tenant=tenant, key=key, expected=expected, **values)
+
+
+DELETE = Statement(lambda database: DataSource.delete().where(*of_key()))
+
+
+def delete(database, tenant, key):
+    """DELETE the source; whether there was one."""
+    return DELETE.run(database, tenant=tenant, key=key).rowcount > 0
+
+
+COUNT_ADD = Statement(
+    lambda database: TenantCount.insert(
+        tenant_id=param("tenant"), sources=param("delta")
+    ).on_conflict(
+        conflict_target=[TenantCount.tenant_id],
+        update={TenantCount.sources: TenantCount.sources + param("delta")},
+    )
+)
+COUNT = Statement(
+    lambda database: TenantCount.select(TenantCount.sources).where(
+        TenantCount.tenant_id == param("tenant")
+    )
+)
+
+
+def count_add(database, tenant, delta):
+    COUNT_ADD.run(database, tenant=tenant, delta=delta)
+
+
+def count(database, tenant):
+    row = COUNT.run(database, tenant=tenant).fetchone()
+    return row[0] if row else 0
 
 
 # Answers are written by the database: a source row as JSON text, in the
@@ -181,12 +297,13 @@ def first(cursor):
 # per column. tests/test_answers.py proves it equal to marshmallow's dump.
 
 POSTGRES_TIME = """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"""  # MS truncates, as Python does
+ANSWER = json_plan(source_schema)
 
 
-def answer():
+def answer(database):
     """SQL rendering a DataSource row as the JSON object of the API schema
     (schemas.json_plan: key, attribute and kind of each field)."""
-    sqlite = isinstance(db.obj, SqliteDatabase)
+    sqlite = isinstance(database, SqliteDatabase)
     parts = []
     for key, attribute, kind in ANSWER:
         column = getattr(DataSource, attribute)
@@ -208,88 +325,41 @@ def sqlite_time(column):
     return fn.replace(text, SQL("' '"), SQL("'T'")).concat(SQL("'Z'"))
 
 
-ANSWER = json_plan(source_schema)
-
-
-class TenantCount(Model):
-    """How many sources each tenant has, kept in the transaction of every
-    insert and delete, so `pagination.total` never scans a tenant."""
-
-    tenant_id = CharField(primary_key=True, max_length=255)
-    sources = BigIntegerField(default=0)
-
-    class Meta:
-        database = db
-        table_name = "datasources_tenant_counts"
-
-    @classmethod
-    def add(cls, tenant_id, delta):
-        execute(
-            "count-add",
-            lambda: cls.insert(tenant_id=tenant_id, sources=delta).on_conflict(
-                conflict_target=[cls.tenant_id], update={cls.sources: cls.sources + delta}
-            ),
-            [tenant_id, delta, delta],
-        )
-
-    @classmethod
-    def of(cls, tenant_id):
-        where = cls.tenant_id == tenant_id
-        row = execute("count", lambda: cls.select(cls.sources).where(where), [tenant_id]).fetchone()
-        return row[0] if row else 0
-
-
-_compiled = {}
-COMPILED_MAX = 1024  # kinds of statement kept; updates vary with their fields
-
-
-def execute(name, query, params):
-    """Run `query()` with `params`, its SQL compiled once per kind of
-    database: Peewee takes longer to compile most of our statements than the
-    database takes to run them. `params` are the values Peewee would bind, in
-    its order; the first call checks them."""
-    key = (name, type(db.obj))
-    sql = _compiled.get(key)
-    if sql is None:
-        sql, expected = query().sql()
-        if list(expected) != list(params):
-            raise RuntimeError(f"{name}: Peewee binds {expected!r}, not {params!r}")
-        if len(_compiled) < COMPILED_MAX:
-            _compiled[key] = sql
-    return db.execute_sql(sql, params)
-
-
 def new_id():
     return f"ds_{secrets.token_hex(10)}"
 
 
-def bind_database(database):
-    db.initialize(database)
-
-
-def write_transaction():
+def write_transaction(database):
     """A transaction that takes SQLite's write lock up front, so writers
     queue on the busy timeout instead of failing to upgrade a read lock."""
-    if isinstance(db.obj, SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    if isinstance(database, SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
 
 
-def migrate():
+def migrate(database):
     """Apply pending migrations; safe when several processes start at once.
     With none pending it takes no write lock, so a worker that (re)starts
     while the database is locked or read-only still boots."""
-    runner = Runner(db.obj, MIGRATIONS, table_name=MIGRATION_TABLE)
-    with db.connection_context():
-        if not pending_migrations():
+    with database.connection_context():
+        if not pending_migrations(database):
             return []
-        with write_transaction():
-            if not isinstance(db.obj, SqliteDatabase):
-                db.execute_sql("SET LOCAL statement_timeout = 0")  # DDL may outlast a request's
-                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            return runner.up()
+        with write_transaction(database):
+            if not isinstance(database, SqliteDatabase):
+                database.execute_sql(
+                    "SET LOCAL statement_timeout = 0"
+                )  # DDL may outlast a request's
+                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            return Runner(database, MIGRATIONS, table_name=MIGRATION_TABLE).up()
 
 
-def pending_migrations():
-    runner = Runner(db.obj, MIGRATIONS, table_name=MIGRATION_TABLE)
+def pending_migrations(database):
+    runner = Runner(database, MIGRATIONS, table_name=MIGRATION_TABLE)
     return [m.name for m in runner.status() if not m.applied and m.path]
+
+
+def include_name(name, type_, parent_names):
+    """For a host's Alembic (Flask-Migrate) sharing our database: leaves our
+    tables out of what its autogenerate compares, so `flask db migrate`
+    never drops them. `Migrate(app, db, include_name=include_name)`."""
+    return type_ != "table" or name not in TABLES

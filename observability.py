@@ -27,10 +27,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-if __package__:
-    from .schemas import to_json
-else:
-    from schemas import to_json
+from datasources.schemas import to_json
 
 log = logging.getLogger("datasources")
 access_log = logging.getLogger("datasources.access")
@@ -38,7 +35,6 @@ access_log = logging.getLogger("datasources.access")
 EXTENSION = "datasources_observability"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")  # a trace id, UUID, ULID, ...
 METHODS = frozenset(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-LOG_FORMATS = ("json", "text")
 
 REQUESTS = Counter(
     "datasources_requests_total",
@@ -58,16 +54,10 @@ DATABASE_ERRORS = Counter(
 )
 
 
-def enabled(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def init_app(app, blueprint):
     """Per-app settings, and our hooks on `blueprint` (once, before its
     first registration: Flask refuses new hooks after it)."""
-    app.extensions[EXTENSION] = enabled(app.config.get("DATASOURCES_METRICS", True))
+    app.extensions[EXTENSION] = app.extensions["datasources"].settings.metrics
     if start_request not in blueprint.before_request_funcs.get(None, ()):
         blueprint.before_request(start_request)
         blueprint.after_request(finish_request)
@@ -151,10 +141,7 @@ def metrics_view():
 def use_standalone(app):
     """The standalone service's share: log lines on stdout in the configured
     format, and `GET /metrics` unless metrics are off."""
-    fmt = str(app.config.get("DATASOURCES_LOG_FORMAT") or "json").strip().lower()
-    if fmt not in LOG_FORMATS:
-        raise ValueError("DATASOURCES_LOG_FORMAT must be json or text.")
-    log_to_stdout(fmt)
+    log_to_stdout(app.extensions["datasources"].settings.log_format)
     if app.extensions[EXTENSION]:
         app.add_url_rule("/metrics", "datasources_metrics", metrics_view, methods=["GET"])
 

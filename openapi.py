@@ -12,7 +12,6 @@ pinned swagger-ui-bundle-v2 package (deployments may have no internet).
 import copy
 import html
 import json
-import posixpath
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -21,24 +20,14 @@ from marshmallow import Schema, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
 
-if __package__:
-    from .schemas import (
-        JSONObject,
-        Text,
-        delete_query_schema,
-        list_query_schema,
-        source_schema,
-        update_source_schema,
-    )
-else:
-    from schemas import (
-        JSONObject,
-        Text,
-        delete_query_schema,
-        list_query_schema,
-        source_schema,
-        update_source_schema,
-    )
+from datasources.schemas import (
+    JSONObject,
+    Text,
+    delete_query_schema,
+    list_query_schema,
+    source_schema,
+    update_source_schema,
+)
 
 # What a database can store (see schemas.UNSTORABLE): no C0 control
 # characters but tab, newline and return; lone surrogates are refused too.
@@ -275,10 +264,6 @@ def build(url_prefix):
     return document
 
 
-def parent_of(url_prefix):
-    return posixpath.dirname(url_prefix.rstrip("/")).rstrip("/")
-
-
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png")
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -304,34 +289,36 @@ window.ui = SwaggerUIBundle({{
 """
 
 
-def mount(state):
-    """Serve the document of the API at `state.url_prefix`, and its page
-    (a `record_once` hook)."""
-    parent = parent_of(state.url_prefix)
-    body = json.dumps(build(state.url_prefix))
-    page = PAGE.format(
-        assets=html.escape(f"{parent}/docs/assets"),
-        document=json.dumps(f"{parent}/openapi.json").replace("<", "\\u003c"),
-    )
+def mount(app, url_prefix, openapi_url, docs_url):
+    """Serve the document of the API at `url_prefix` on `app`, at
+    `openapi_url`, and its page at `docs_url` (either None: not served)."""
+    rules = []
+    if openapi_url is not None:
+        body = json.dumps(build(url_prefix))
 
-    def openapi_document():
-        """The OpenAPI document; no credentials needed."""
-        return current_app.response_class(body, mimetype="application/json")
+        def openapi_document():
+            """The OpenAPI document; no credentials needed."""
+            return current_app.response_class(body, mimetype="application/json")
 
-    def docs():
-        """Swagger UI on the document; "Authorize" takes a bearer token."""
-        return current_app.response_class(page, mimetype="text/html")
+        rules.append((openapi_url, openapi_document))
+    if docs_url is not None:
+        docs_url = docs_url.rstrip("/")
+        page = PAGE.format(
+            assets=html.escape(f"{docs_url}/assets"),
+            document=json.dumps(openapi_url).replace("<", "\\u003c"),
+        )
 
-    def docs_asset(name):
-        if name not in ASSETS:
-            raise NotFound()
-        return send_from_directory(swagger_ui_path, name, max_age=3600)
+        def docs():
+            """Swagger UI on the document; "Authorize" takes a bearer token."""
+            return current_app.response_class(page, mimetype="text/html")
 
-    for rule, view in (
-        ("/openapi.json", openapi_document),
-        ("/docs", docs),
-        ("/docs/assets/<name>", docs_asset),
-    ):
-        state.app.add_url_rule(
-            parent + rule, endpoint=f"datasources.{view.__name__}", view_func=view, methods=["GET"]
+        def docs_asset(name):
+            if name not in ASSETS:
+                raise NotFound()
+            return send_from_directory(swagger_ui_path, name, max_age=3600)
+
+        rules += [(docs_url, docs), (f"{docs_url}/assets/<name>", docs_asset)]
+    for rule, view in rules:
+        app.add_url_rule(
+            rule, endpoint=f"datasources.{view.__name__}", view_func=view, methods=["GET"]
         )

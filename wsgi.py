@@ -1,8 +1,6 @@
-"""The WSGI entry point: `gunicorn wsgi:app` (installed: `datasources.wsgi:app`)."""
+"""The WSGI entry point: `gunicorn wsgi:app` at the repository root; installed,
+`gunicorn -c python:datasources.gunicorn_conf datasources.wsgi:app`."""
 
-if __package__:
-    from .app import create_app
-else:
-    from app import create_app
+from datasources.app import create_app
 
 app = create_app()

@@ -21,13 +21,12 @@ import sys
 import tempfile
 import time
 
+import jwt
+from werkzeug.test import EnvironBuilder
+
+from datasources.app import create_app
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import jwt  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
-
-from app import create_app  # noqa: E402
 
 SECRET = "profile-secret-" + "p" * 40
 API = "/api/v1/data-sources"

@@ -9,18 +9,16 @@ import datetime
 import json
 import os
 import secrets
-import sys
 import urllib.parse
 
 import jwt
 import psycopg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from datasources import models
+from datasources.app import create_app
+from datasources.inputs import write_cursor
 
-import models  # noqa: E402
-from app import create_app  # noqa: E402
-from inputs import write_cursor  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SECRET = "bench-secret-" + "b" * 40
 # The server to make `bench_<random>` on (and drop it from); its own database is not touched.
@@ -65,9 +63,9 @@ class BenchDatabase:
             "DATASOURCES_JWT_SECRET": SECRET,
             "DATASOURCES_AUTO_MIGRATE": "1",
         }
-        # The service's own factory: binds models.db, migrates, signs cursors.
+        # The service's own factory: opens the database, migrates, signs cursors.
         self.app = create_app({key: value for key, value in self.env.items()})
-        self.db = models.db
+        self.db = self.app.extensions["datasources"].database
 
     def drop(self):
         if not self.db.is_closed():
@@ -84,7 +82,7 @@ class BenchDatabase:
         """Insert sources with `keys` (in list order, after `start` earlier
         ones) and add them to the tenant's counter, in one transaction."""
         rows = (source_row(tenant, key, start + i) for i, key in enumerate(keys))
-        with self.db.connection_context(), models.write_transaction():
+        with self.db.connection_context(), models.write_transaction(self.db):
             if self.backend == "sqlite":
                 marks = ", ".join("?" * 18)
                 self.db.connection().executemany(
@@ -96,14 +94,14 @@ class BenchDatabase:
                 with cursor.copy(f"COPY data_sources ({COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
-            models.TenantCount.add(tenant, len(keys))
+            models.count_add(self.db, tenant, len(keys))
         if self.backend == "postgres" and len(keys) > 10_000:
             with self.db.connection_context(), self.db.atomic():
                 self.db.execute_sql("SET LOCAL statement_timeout = 0")
                 self.db.execute_sql("ANALYZE data_sources")
 
     def versions(self, tenant, keys):
-        with self.db.connection_context():
+        with self.db.connection_context(), models.DataSource.bind_ctx(self.db):
             query = models.DataSource.select(
                 models.DataSource.key, models.DataSource.row_version
             ).where(models.DataSource.tenant_id == tenant, models.DataSource.key.in_(keys))
@@ -112,8 +110,8 @@ class BenchDatabase:
 
     def cursor_at(self, tenant, offset):
         """The cursor a client would hold after reading `offset` sources."""
-        with self.db.connection_context():
-            (row,) = (
+        with self.db.connection_context(), models.DataSource.bind_ctx(self.db):
+            (position,) = (
                 models.DataSource.select(models.DataSource.created_at, models.DataSource.id)
                 .where(models.DataSource.tenant_id == tenant)
                 .order_by(models.DataSource.created_at, models.DataSource.id)
@@ -122,7 +120,7 @@ class BenchDatabase:
                 .tuples()
             )
         with self.app.app_context():
-            return write_cursor(tenant, row)
+            return write_cursor(tenant, position)
 
 
 def source_row(tenant, key, position):

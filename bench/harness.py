@@ -44,6 +44,7 @@ class Gunicorn:
         command += list(extra)  # e.g. --worker-class sync, for both servers alike
         self.log_path = os.path.join(out_dir, f"{name}.log")
         self.log = open(self.log_path, "ab")
+        self.log_start = self.log.tell()
         self.process = subprocess.Popen(
             [*command, target],
             cwd=ROOT,
@@ -53,6 +54,7 @@ class Gunicorn:
             start_new_session=True,
         )
         self.wait_ready(probe, headers or {})
+        self.worker_class = self.logged_worker_class()
 
     def wait_ready(self, probe, headers, seconds=30):
         deadline = time.monotonic() + seconds
@@ -70,6 +72,16 @@ class Gunicorn:
             time.sleep(0.2)
         self.stop()
         sys.exit(f"{self.name} did not answer within {seconds}s; see {self.log_path}")
+
+    def logged_worker_class(self):
+        """The worker class gunicorn runs, as it logs it: `--worker-class sync`
+        with `threads` > 1 (as in gunicorn.conf.py) silently runs gthread."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_start)
+            for line in log:
+                if b"Using worker: " in line:
+                    return line.split(b"Using worker: ", 1)[1].strip().decode()
+        return "unknown"
 
     def get(self, path, headers=None):
         request = urllib.request.Request(self.url + path, headers=headers or {})

@@ -6,6 +6,9 @@ wrk, against a bare Flask ceiling measured in the same run.
     .venv/bin/python bench/run.py --scale         # 1,000 vs 1,000,000 sources
     .venv/bin/python bench/run.py --soak 10       # 10-minute mixed-load leak check
     .venv/bin/python bench/run.py --backend sqlite --service-env DATASOURCES_ANSWER_CACHE_BYTES=0
+    .venv/bin/python bench/run.py --backend sqlite --connection-close   # a connection per request
+    .venv/bin/python bench/run.py --connection-close --service-args "-k sync --threads 1"
+    .venv/bin/python bench/run.py --connection-close --ceiling-args "-k sync --threads 1"
 
 Service and ceiling runs alternate (C S1 C S2 ... C), and each scenario's
 ratio is taken against the mean of the ceiling runs either side of it.
@@ -30,8 +33,19 @@ SCENARIOS = ("list_first", "list_deep", "create", "update_rv", "update_norv", "d
 class Bench:
     """One backend's run: a seeded database, the service and the ceiling."""
 
-    def __init__(self, backend, seconds, gunicorn_args=(), service_env=None):
+    def __init__(
+        self,
+        backend,
+        seconds,
+        gunicorn_args=(),
+        service_env=None,
+        service_args=(),
+        ceiling_args=(),
+        connection_close=False,
+    ):
         self.backend, self.seconds = backend, seconds
+        self.connection_close = connection_close
+        self.wrk_env = {"BENCH_CONNECTION_CLOSE": "1"} if connection_close else {}
         self.database = BenchDatabase(backend, OUT)
         self.database.seed(LIST_TENANT, [f"l-{i}" for i in range(LIST_SIZE)])
         self.database.seed(WRITE_TENANT, [f"u-{i}" for i in range(harness.CONNECTIONS)])
@@ -44,7 +58,7 @@ class Bench:
             OUT,
             probe=API,
             headers={"Authorization": f"Bearer {self.list_token}"},
-            extra=gunicorn_args,
+            extra=[*gunicorn_args, *service_args],
         )
         page_path = os.path.join(OUT, "ceiling-page.json")
         with open(page_path, "wb") as page:
@@ -56,7 +70,7 @@ class Bench:
             {"BENCH_CEILING_PAGE": page_path},
             OUT,
             pythonpath=harness.BENCH,
-            extra=gunicorn_args,
+            extra=[*gunicorn_args, *ceiling_args],
         )
         self.rss_start = {"service": self.service.rss_mib(), "ceiling": self.ceiling.rss_mib()}
         self.ceiling_rps = None
@@ -67,13 +81,14 @@ class Bench:
         self.database.drop()
 
     def run_ceiling(self, seconds=None):
-        env = {"BENCH_TOKEN": self.list_token, "BENCH_PATH": API}
+        env = {"BENCH_TOKEN": self.list_token, "BENCH_PATH": API, **self.wrk_env}
         result = harness.wrk(self.ceiling, "list.lua", seconds or self.seconds, env)
         self.ceiling_rps = max(self.ceiling_rps or 0, result["rps"])  # the best seen: see delete
         return result
 
     def run_scenario(self, scenario, tag, seconds=None):
         env = {"BENCH_TOKEN": self.write_token, "BENCH_PATH": API, "BENCH_RUN": tag}
+        env.update(self.wrk_env)
         script = scenario.split("_")[0] + ".lua"
         if scenario == "list_first":
             env["BENCH_TOKEN"] = self.list_token
@@ -139,7 +154,12 @@ def summarise(runs):
 
 
 def report(backend, rows, bench, rss_after):
-    print(f"\n### {backend}: 2 workers, 16 connections, median of rounds\n")
+    mode = "Connection: close on every request" if bench.connection_close else "keep-alive"
+    print(f"\n### {backend}: 2 workers, 16 connections, {mode}, median of rounds\n")
+    print(
+        f"service {bench.service.worker_class}, ceiling {bench.ceiling.worker_class} "
+        "(bare Flask serving the first list page's bytes; every ratio is to it)\n"
+    )
     print(
         "| scenario | req/s | ratio to ceiling | p50 ms | p99 ms (worst) | p99/p50 | errors "
         "| server CPU ms/req |"
@@ -184,6 +204,25 @@ def main():
         help="extra flags for both servers, e.g. '-k sync --threads 1'",
     )
     parser.add_argument(
+        "--service-args",
+        default="",
+        help="extra flags for the service only, after --gunicorn-args, e.g. '--threads 4'",
+    )
+    # Connection: close does not change the ceiling's settings: gthread's bare
+    # Flask measured ~1.5x sync's. A sync worker lingers on every closed
+    # connection until the client's FIN (gunicorn's close_graceful), serving no one.
+    parser.add_argument(
+        "--ceiling-args",
+        default="",
+        help="extra flags for the ceiling only, e.g. '-k sync --threads 1' (gunicorn runs "
+        "gthread for '-k sync' while threads > 1)",
+    )
+    parser.add_argument(
+        "--connection-close",
+        action="store_true",
+        help="'Connection: close' on every request, as clients with a connection per request",
+    )
+    parser.add_argument(
         "--service-env",
         action="append",
         default=[],
@@ -204,7 +243,15 @@ def main():
 
         return soak.main(backends[0], args.soak, OUT)
     for backend in backends:
-        bench = Bench(backend, args.seconds, shlex.split(args.gunicorn_args), service_env)
+        bench = Bench(
+            backend,
+            args.seconds,
+            shlex.split(args.gunicorn_args),
+            service_env,
+            shlex.split(args.service_args),
+            shlex.split(args.ceiling_args),
+            args.connection_close,
+        )
         try:
             runs = bench.measure(args.rounds)
             rss_after = {"service": bench.service.rss_mib(), "ceiling": bench.ceiling.rss_mib()}

@@ -91,17 +91,17 @@ def latency(service, path):
 def explain(database, size, end_cursor):
     """The plans of the page query (first and near the end) and of the
     tenant's total, with what the total costs next to a COUNT(*)."""
-    source = models.DataSource
+    db = database.db
     with database.app.app_context():
-        from inputs import read_cursor
+        from datasources.inputs import read_cursor
 
         after = read_cursor(end_cursor, TENANT)
     queries = {
-        "first page": source.page_query(TENANT, 26).sql(),
-        "near-end page": source.page_query(TENANT, 26, after).sql(),
-        "total (counter)": models.TenantCount.select(models.TenantCount.sources)
-        .where(models.TenantCount.tenant_id == TENANT)
-        .sql(),
+        "first page": models.PAGES[True, True].sql(db, tenant=TENANT, limit=26),
+        "near-end page": models.PAGES[False, True].sql(
+            db, tenant=TENANT, limit=26, after_time=after[0], after_id=after[1]
+        ),
+        "total (counter)": models.COUNT.sql(db, tenant=TENANT),
     }
     sqlite = database.backend == "sqlite"
     prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
@@ -112,9 +112,10 @@ def explain(database, size, end_cursor):
             print(f"  plan, {name}, {size:,} sources:")
             for line in lines:
                 print(f"    {line}")
-        counter = timed(lambda: models.TenantCount.of(TENANT))
-        count = models.DataSource.select().where(models.DataSource.tenant_id == TENANT).count
-        scan = timed(count, repeat=3)
+        counter = timed(lambda: models.count(db, TENANT))
+        with models.DataSource.bind_ctx(db):
+            count = models.DataSource.select().where(models.DataSource.tenant_id == TENANT).count
+            scan = timed(count, repeat=3)
     print(f"  total from the counter: {counter:.3f} ms; COUNT(*) of the tenant: {scan:.1f} ms")
 
 

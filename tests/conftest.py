@@ -1,4 +1,7 @@
-"""Fixtures in the Flask tutorial's shape: `backend`, `app`, `client`, `runner`.
+"""Fixtures in the Flask tutorial's shape: `backend`, `app`, `client`, `runner`,
+with `api` (an authenticated client) and `make_app` (more apps on the test
+database); helpers to read a database (`rows`, `database_of`, `empty_tables`),
+check an answer (`problem`) and run the CLI in a process (`flask_cli`).
 
 Every API test runs on SQLite and on PostgreSQL. PostgreSQL runs when
 DATASOURCES_TEST_POSTGRES_URL is set; each test session gets a database of
@@ -8,16 +11,18 @@ starts with empty tables.
 
 import os
 import secrets
+import subprocess
+import sys
 import urllib.parse
 
 import jwt
 import psycopg
 import pytest
 
-import connections
-import models
-from app import create_app
+from datasources import connections, models
+from datasources.app import create_app
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_URL = os.environ.get("DATASOURCES_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("DATASOURCES_TEST_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 32
@@ -73,11 +78,10 @@ def database_url(backend, request, tmp_path):
         return f"sqlite:///{tmp_path / 'datasources.db'}"
     url = request.getfixturevalue("postgres_url")
     database = connections.connect_url(url)
-    models.bind_database(database)
-    models.migrate()
+    models.migrate(database)
     with database.connection_context():
         database.execute_sql("TRUNCATE data_sources, datasources_tenant_counts")
-    database.close()
+    close(database)
     return url
 
 
@@ -92,12 +96,20 @@ def config(database_url, tmp_path):
 
 
 @pytest.fixture
-def app(config, tmp_path, monkeypatch):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    application = create_app(config)
+def app(config, tmp_path):
+    application = create_app(config, instance_path=str(tmp_path))
     yield application
-    if not models.db.is_closed():
-        models.db.close()
+    close(database_of(application))
+
+
+def close(database):
+    """Close the connections a test opened, pooled or not."""
+    database.close_all() if hasattr(database, "close_all") else database.close()
+
+
+def database_of(app):
+    """The Peewee database an app of the API uses."""
+    return app.extensions["datasources"].database
 
 
 @pytest.fixture
@@ -144,8 +156,71 @@ def api(client):
     return Api()
 
 
-def rows(table="data_sources"):
-    """The table's rows as dicts, straight from the database."""
-    cursor = models.db.execute_sql(f"SELECT * FROM {table} ORDER BY 1")
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def rows(app, table="data_sources"):
+    """The table's rows as dicts, straight from the app's database."""
+    database = database_of(app)
+    with database.connection_context():
+        cursor = database.execute_sql(f"SELECT * FROM {table} ORDER BY 1")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def empty_tables(app):
+    """No source and no counter left in the app's database (for tests that
+    run many examples on one database)."""
+    database = database_of(app)
+    with database.connection_context():
+        for table in ("data_sources", "datasources_tenant_counts"):
+            database.execute_sql(f"DELETE FROM {table}")
+
+
+def problem(response, status, field=None):
+    """The body of a problem+json answer of `status`; with `field`, one that
+    names that field in `errors` and in `detail`."""
+    assert response.status_code == status, response.data[:500]
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == status and body["type"] and body["title"] and body["detail"]
+    if field is not None:
+        assert field in body["errors"], body
+        assert field in body["detail"]
+    return body
+
+
+@pytest.fixture
+def make_app(config, tmp_path):
+    """`create_app` with the test database and extra settings; every app it
+    made has its connections closed after the test."""
+    built = []
+
+    def make(**settings):
+        application = create_app({**config, **settings}, instance_path=str(tmp_path))
+        built.append(application)
+        return application
+
+    yield make
+    for application in built:
+        close(database_of(application))
+
+
+def flask_cli(instance, *args, **env):
+    """`flask` in a process of its own, on the installed package's app factory
+    with `instance` as its instance folder (Flask parses the call's literals);
+    `env` are its only DATASOURCES_* variables."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATASOURCES_", "FLASK_"))}
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    target = f"datasources.app:create_app(instance_path={str(instance)!r})"
+    return subprocess.run(
+        [flask, "--app", target, *args],
+        cwd=instance.parent,
+        env={**environ, "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def repo_instance():
+    """What the repository's own instance/ folder holds (None: no such folder)."""
+    folder = os.path.join(REPO, "instance")
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else None

@@ -6,13 +6,12 @@ import datetime
 import json
 import uuid
 
-from conftest import API, auth
+from conftest import API, auth, database_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import models
-from app import create_app
-from schemas import SYNC_MODES, UNSTORABLE, canonical_numbers, json_plan, source_schema
+from datasources import models
+from datasources.schemas import SYNC_MODES, UNSTORABLE, canonical_numbers, json_plan, source_schema
 
 text = st.text(max_size=40).filter(lambda value: not UNSTORABLE.search(value))
 maybe_text = st.none() | text
@@ -63,18 +62,20 @@ def dumped(data):
 def test_every_answer_equals_the_schema_dump(app, data):
     unique = uuid.uuid4().hex  # examples share a database
     data |= {"id": models.new_id(), "key": unique, "tenant_id": data["tenant_id"] + unique}
-    expected = dumped(data)
-    with app.app_context(), models.db.connection_context():
-        created = models.DataSource.insert_one(data)
-        found = models.DataSource.find(data["tenant_id"], data["key"])
-        page = models.DataSource.page(data["tenant_id"], 1, (data["created_at"], ""))
-        updated = models.DataSource.update_one(
-            data["tenant_id"], data["key"], {}, data["updated_at"], data["row_version"]
-        )
-    for answer in (created, found, page[0][4]):
+    expected, database = dumped(data), database_of(app)
+    tenant, key, version = data["tenant_id"], data["key"], data["row_version"]
+    with app.app_context(), database.connection_context():
+        created = models.insert(database, data)
+        found = models.find(database, tenant, key)
+        [listed] = models.page(database, tenant, 1, (data["created_at"], ""))
+        updated = models.update(database, tenant, key, {}, data["updated_at"], version)
+    for answer in (created.answer, found.answer, listed.answer):
         assert list(json.loads(answer)) == list(expected)  # the schema's key order
         assert json.loads(answer) == expected
-    assert json.loads(updated) == expected | {"rowVersion": data["row_version"] + 1}
+    assert created.row_version == found.row_version == listed.row_version == version
+    assert created.id == found.id == listed.id == data["id"]
+    assert json.loads(updated.answer) == expected | {"rowVersion": version + 1}
+    assert (updated.id, updated.row_version) == (data["id"], version + 1)
 
 
 def test_the_plan_follows_the_schema():
@@ -112,8 +113,9 @@ def test_times_are_cut_to_milliseconds_not_rounded(app):
         **{"id": "ds_1", "tenant_id": "t", "key": "k", "name": "n", "source_config": {}},
         **{"schedule": {}, "last_sync_at": whole, "created_at": moment, "updated_at": moment},
     }
-    with app.app_context(), models.db.connection_context():
-        answer = json.loads(models.DataSource.insert_one(data))
+    database = database_of(app)
+    with app.app_context(), database.connection_context():
+        answer = json.loads(models.insert(database, data).answer)
     assert answer["createdAt"] == "2026-03-16T02:00:59.999Z"
     assert answer["lastSyncAt"] == "2026-03-16T02:00:00.000Z"
 
@@ -122,18 +124,23 @@ def test_pages_follow_the_list_order_and_the_counter(api, app):
     for i in range(30):
         body = {"key": f"k{i}", "name": f"n{i}", "sourceConfig": {"i": i, "x": [1.5, None]}}
         assert api.post(body).status_code == 201
-    source = models.DataSource
-    ordered = list(source.of_tenant("t_001").order_by(source.created_at, source.id))
-    with app.app_context(), models.db.connection_context():
-        first = source.page("t_001", 26)
-        assert [row[1] for row in first] == [s.id for s in ordered[:26]]
-        assert [json.loads(row[4]) for row in first] == source_schema.dump(ordered[:26], many=True)
-        after = source.position(first[9])
+    source, database = models.DataSource, database_of(app)
+    with app.app_context(), database.connection_context(), source.bind_ctx(database):
+        of_tenant = source.select().where(source.tenant_id == "t_001")
+        ordered = list(of_tenant.order_by(source.created_at, source.id))
+        first = models.page(database, "t_001", 26)
+        assert [row.id for row in first] == [s.id for s in ordered[:26]]
+        assert [row.row_version for row in first] == [1] * 26
+        assert [row.total for row in first] == [30] * 26
+        assert [json.loads(row.answer) for row in first] == source_schema.dump(
+            ordered[:26], many=True
+        )
+        after = models.position(first[9])
         assert after == (ordered[9].created_at, ordered[9].id)
-        rest = source.page("t_001", 100, after)
-        assert [row[1] for row in rest] == [s.id for s in ordered[10:]]
-        assert models.TenantCount.of("t_001") == 30
-        assert models.TenantCount.of("t_002") == 0
+        rest = models.page(database, "t_001", 100, after)
+        assert [row.id for row in rest] == [s.id for s in ordered[10:]]
+        assert models.count(database, "t_001") == 30
+        assert models.count(database, "t_002") == 0
 
 
 def test_answers_orjson_cannot_encode_are_still_json(api):
@@ -144,28 +151,65 @@ def test_answers_orjson_cannot_encode_are_still_json(api):
     assert api.get().json["data"][0]["sourceConfig"] == config
 
 
-# Answers kept by each worker (app.page_answers).
+# Answers kept by each worker (store.Answers), by source id and row version.
 
 
-def page_reads(monkeypatch):
-    """Whether each page query of the list wrote its answers."""
-    reads, page = [], models.DataSource.page.__func__
+def page_reads(app, monkeypatch):
+    """Whether each SELECT of sources that the app's database runs from now on
+    writes answers (the database renders them as JSON: models.answer)."""
+    database, seen = database_of(app), []
+    run = database.execute_sql
 
-    def spy(cls, *args, answers=True):
-        reads.append(answers)
-        return page(cls, *args, answers=answers)
+    def spy(sql, params=None):
+        if sql.startswith("SELECT") and "data_sources" in sql:
+            seen.append("json_" in sql)
+        return run(sql, params)
 
-    monkeypatch.setattr(models.DataSource, "page", classmethod(spy))
-    return reads
+    monkeypatch.setattr(database, "execute_sql", spy)
+    return seen
 
 
-def test_kept_answers_follow_every_write(api, monkeypatch):
+def edit_by_hand(app, key, bump, **fields):
+    """Change a row behind the API's back, bumping its row version or not."""
+    source, database = models.DataSource, database_of(app)
+    if bump:
+        fields["row_version"] = source.row_version + 1
+    with database.connection_context(), source.bind_ctx(database):
+        assert source.update(**fields).where(source.key == key).execute() == 1
+
+
+def names(client):
+    """The names the list answers, in its order."""
+    return [source["name"] for source in client.get(API, headers=auth()).json["data"]]
+
+
+def test_a_page_of_kept_answers_writes_none(api, app, monkeypatch):
     for key in "abc":
         assert api.post({"key": key, "name": key}).status_code == 201
-    reads = page_reads(monkeypatch)
+    writes = page_reads(app, monkeypatch)
+    first = api.get()
+    assert writes == [False, True]  # none kept yet: the page is read again, with its answers
+    assert api.get().get_data() == first.get_data()
+    assert writes == [False, True, False]  # then one statement, and no answer written
+
+
+def test_kept_answers_are_served_until_the_row_version_changes(api, app, client):
+    for key in "abc":
+        assert api.post({"key": key, "name": key}).status_code == 201
+    assert names(client) == ["a", "b", "c"]
+    edit_by_hand(app, "b", bump=False, name="unseen")
+    assert names(client) == ["a", "b", "c"]
+    edit_by_hand(app, "b", bump=True, name="seen")
+    listed = api.get().json
+    assert [source["name"] for source in listed["data"]] == ["a", "seen", "c"]
+    assert listed["data"][1]["rowVersion"] == 2
+
+
+def test_kept_answers_follow_every_write(api):
+    for key in "abc":
+        assert api.post({"key": key, "name": key}).status_code == 201
     first = api.get()
     assert api.get().get_data() == first.get_data()
-    assert reads == [False, True, False]  # written once, then read from the kept answers
     updated = api.put({"key": "b", "name": "B"}).json
     assert api.delete("c").status_code == 204
     assert api.post({"key": "d", "name": "d"}).status_code == 201
@@ -175,25 +219,22 @@ def test_kept_answers_follow_every_write(api, monkeypatch):
     assert listed["pagination"]["total"] == 3
 
 
-def app_with(config, tmp_path, monkeypatch, **settings):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    return create_app(config | {f"DATASOURCES_{k}": v for k, v in settings.items()})
-
-
-def test_a_budget_of_zero_keeps_no_answer(config, tmp_path, monkeypatch):
-    app = app_with(config, tmp_path, monkeypatch, ANSWER_CACHE_BYTES="0")
+def test_a_budget_of_zero_keeps_no_answer(make_app, monkeypatch):
+    app = make_app(DATASOURCES_ANSWER_CACHE_BYTES="0")
     client = app.test_client()
     assert client.post(API, json={"key": "a", "name": "a"}, headers=auth()).status_code == 201
-    reads = page_reads(monkeypatch)
-    for _ in range(2):
-        assert [s["key"] for s in client.get(API, headers=auth()).json["data"]] == ["a"]
-    assert reads == [True, True]
-    assert app.extensions["datasources"].answers == {}
+    writes = page_reads(app, monkeypatch)
+    assert names(client) == ["a"]
+    edit_by_hand(app, "a", bump=False, name="edited")
+    assert names(client) == ["edited"]
+    edit_by_hand(app, "a", bump=False, name="again")
+    assert names(client) == ["again"]
+    assert writes == [True, True, True]  # each list writes its answers, in one statement
 
 
-def test_kept_answers_stay_within_the_budget(config, tmp_path, monkeypatch):
-    app = app_with(config, tmp_path, monkeypatch, ANSWER_CACHE_BYTES="2000")
-    client, state = app.test_client(), app.extensions["datasources"]
+def test_kept_answers_stay_within_the_budget(make_app):
+    app = make_app(DATASOURCES_ANSWER_CACHE_BYTES="2000")
+    client, answers = app.test_client(), app.extensions["datasources"].answers
     for i in range(8):
         body = {"key": f"k{i}", "name": "n", "description": "x" * 200}
         assert client.post(API, json=body, headers=auth()).status_code == 201
@@ -202,11 +243,11 @@ def test_kept_answers_stay_within_the_budget(config, tmp_path, monkeypatch):
         query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         page = client.get(API, query_string=query, headers=auth()).json
         seen += [source["key"] for source in page["data"]]
-        assert 0 < state.answers_size <= 2000
-        assert state.answers_size == sum(map(len, state.answers.values()))
+        assert 0 < answers.size <= answers.budget == 2000
+        assert answers.size == sum(map(len, answers.kept.values()))
         cursor = page["pagination"]["nextCursor"]
         if cursor is None:
             break
     assert seen == [f"k{i}" for i in range(8)]
     client.get(API, query_string={"limit": 8}, headers=auth())  # past the whole budget
-    assert state.answers_size <= 2000
+    assert answers.size <= 2000

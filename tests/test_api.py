@@ -5,7 +5,9 @@ import json
 import re
 
 import pytest
-from conftest import API, REFERENCE_DEFAULTS, rows
+from conftest import API, REFERENCE_DEFAULTS, database_of, problem, rows
+
+from datasources import models
 
 EXAMPLE = {
     "key": "crm-customers",
@@ -26,15 +28,7 @@ FIELDS = [
 TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
 
-def problem(response, status):
-    assert response.status_code == status, response.data
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json(force=True)
-    assert body["status"] == status and body["type"] and body["title"] and body["detail"]
-    return body
-
-
-def test_create_the_reference_example(api):
+def test_create_the_reference_example(api, app):
     response = api.post(EXAMPLE)
     assert response.status_code == 201
     assert response.mimetype == "application/json"
@@ -47,7 +41,7 @@ def test_create_the_reference_example(api):
     assert body["rowVersion"] == 1
     assert body["createdAt"] == body["updatedAt"]
     assert re.match(TIME, body["createdAt"])
-    [row] = rows()
+    [row] = rows(app)
     assert row["key"] == "crm-customers" and row["tenant_id"] == "t_001"
     assert row["id"] == body["id"]
 
@@ -92,17 +86,17 @@ def test_read_only_fields_are_ignored_so_a_read_object_can_be_sent_back(api):
     assert second["rowVersion"] == 1
 
 
-def test_duplicate_key_is_409_and_changes_nothing(api):
+def test_duplicate_key_is_409_and_changes_nothing(api, app):
     api.post(EXAMPLE)
     body = problem(api.post(dict(EXAMPLE, name="Other")), 409)
     assert "crm-customers" in body["detail"]
-    assert [r["name"] for r in rows()] == ["CRM Customer Export"]
+    assert [r["name"] for r in rows(app)] == ["CRM Customer Export"]
 
 
-def test_same_key_in_two_tenants(api):
+def test_same_key_in_two_tenants(api, app):
     assert api.post(EXAMPLE).status_code == 201
     assert api.as_("t_002").post(EXAMPLE).status_code == 201
-    assert len(rows()) == 2
+    assert len(rows(app)) == 2
 
 
 @pytest.mark.parametrize(
@@ -115,7 +109,7 @@ def test_same_key_in_two_tenants(api):
         (None, 415),
     ],
 )
-def test_create_needs_a_json_content_type(api, client, content_type, status):
+def test_create_needs_a_json_content_type(api, app, client, content_type, status):
     headers = dict(api.headers)
     if content_type:
         headers["Content-Type"] = content_type
@@ -123,7 +117,7 @@ def test_create_needs_a_json_content_type(api, client, content_type, status):
     assert response.status_code == status
     if status == 415:
         problem(response, 415)
-        assert rows() == []
+        assert rows(app) == []
 
 
 @pytest.mark.parametrize("method", ["post", "put"])
@@ -142,12 +136,12 @@ def test_create_needs_a_json_content_type(api, client, content_type, status):
         ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
     ],
 )
-def test_malformed_bodies_are_400(api, client, method, data, detail):
+def test_malformed_bodies_are_400(api, app, client, method, data, detail):
     response = getattr(client, method)(
         API, data=data, headers=api.headers, content_type="application/json"
     )
     assert detail in problem(response, 400)["detail"]
-    assert rows() == []
+    assert rows(app) == []
 
 
 LONG = "x" * 256
@@ -214,12 +208,12 @@ VALIDATION = [
 
 
 @pytest.mark.parametrize("body, field, message", VALIDATION)
-def test_validation_errors_name_the_field(api, body, field, message):
+def test_validation_errors_name_the_field(api, app, body, field, message):
     error = problem(api.post(body), 400)
     assert field in error["errors"] and field in error["detail"]
     if message:
         assert error["errors"][field] == [message]
-    assert rows() == []
+    assert rows(app) == []
 
 
 def test_deeply_nested_config_is_400(api):
@@ -237,16 +231,16 @@ def test_text_with_tabs_newlines_and_unicode_is_kept(api):
     assert api.get().get_json()["data"][0]["sourceConfig"] == {"k": text}
 
 
-def test_largest_record_count_round_trips(api):
+def test_largest_record_count_round_trips(api, app):
     body = api.post({"key": "k", "name": "n", "recordCount": 2**63 - 1}).get_json()
     assert body["recordCount"] == 2**63 - 1
-    assert rows()[0]["record_count"] == 2**63 - 1
+    assert rows(app)[0]["record_count"] == 2**63 - 1
 
 
-def test_body_over_the_limit_is_413(api, client):
+def test_body_over_the_limit_is_413(api, app, client):
     big = {"key": "k", "name": "n", "description": "x" * (1024 * 1024)}
     problem(client.post(API, json=big, headers=api.headers), 413)
-    assert rows() == []
+    assert rows(app) == []
 
 
 # List
@@ -289,9 +283,8 @@ def test_list_pages_oldest_first_with_a_cursor(api):
 def test_list_ties_in_creation_time_are_broken_stably(api, app):
     for i in range(5):
         api.post({"key": f"k{i}", "name": "n"})
-    import models
-
-    with app.app_context():
+    database = database_of(app)
+    with database.connection_context(), models.DataSource.bind_ctx(database):
         models.DataSource.update(created_at=datetime.datetime(2026, 1, 1)).execute()
     first = [s["id"] for s in api.get("?limit=5").get_json()["data"]]
     assert first == sorted(first)
@@ -351,7 +344,7 @@ def test_tampered_or_foreign_cursors_are_400(api):
 # Update
 
 
-def test_update_changes_only_the_given_fields(api):
+def test_update_changes_only_the_given_fields(api, app):
     created = api.post(EXAMPLE).get_json()
     response = api.put({"key": "crm-customers", "status": "paused", "recordCount": 45000})
     assert response.status_code == 200
@@ -364,7 +357,7 @@ def test_update_changes_only_the_given_fields(api):
         updatedAt=body["updatedAt"],
     )
     assert body["updatedAt"] >= created["updatedAt"]
-    assert rows()[0]["status"] == "paused"
+    assert rows(app)[0]["status"] == "paused"
 
 
 def test_update_every_field_and_null_the_nullable_ones(api):
@@ -396,7 +389,7 @@ def test_update_with_the_current_row_version(api):
     assert body["rowVersion"] == 3
 
 
-def test_update_with_a_stale_row_version_is_409_with_the_current_object(api):
+def test_update_with_a_stale_row_version_is_409_with_the_current_object(api, app):
     api.post(EXAMPLE)
     current = api.put({"key": "crm-customers", "name": "A"}).get_json()
     response = api.put({"key": "crm-customers", "name": "B", "rowVersion": 1})
@@ -404,7 +397,7 @@ def test_update_with_a_stale_row_version_is_409_with_the_current_object(api):
     assert body["title"] == "Optimistic concurrency conflict"
     assert body["detail"] == "rowVersion mismatch."
     assert body["current"] == current
-    assert rows()[0]["name"] == "A" and rows()[0]["row_version"] == 2
+    assert rows(app)[0]["name"] == "A" and rows(app)[0]["row_version"] == 2
 
 
 def test_update_a_missing_source_is_404(api):
@@ -412,10 +405,10 @@ def test_update_a_missing_source_is_404(api):
     problem(api.put({"key": "nope", "rowVersion": 1}), 404)
 
 
-def test_update_another_tenants_source_is_404(api):
+def test_update_another_tenants_source_is_404(api, app):
     api.post(EXAMPLE)
     problem(api.as_("t_002").put({"key": "crm-customers", "name": "stolen"}), 404)
-    assert rows()[0]["name"] == "CRM Customer Export"
+    assert rows(app)[0]["name"] == "CRM Customer Export"
 
 
 @pytest.mark.parametrize(
@@ -433,10 +426,10 @@ def test_update_another_tenants_source_is_404(api):
         ({"key": "crm-customers", "newKey": "x"}, "newKey"),
     ],
 )
-def test_update_validation(api, body, field):
+def test_update_validation(api, app, body, field):
     api.post(EXAMPLE)
     assert field in problem(api.put(body), 400)["errors"]
-    assert rows()[0]["row_version"] == 1
+    assert rows(app)[0]["row_version"] == 1
 
 
 def test_update_ignores_read_only_fields(api):
@@ -456,12 +449,12 @@ def test_update_needs_json(api, client):
 # Delete
 
 
-def test_delete(api):
+def test_delete(api, app):
     api.post(EXAMPLE)
     response = api.delete("crm-customers")
     assert response.status_code == 204 and response.data == b""
     assert "Content-Type" not in response.headers
-    assert rows() == []
+    assert rows(app) == []
     problem(api.delete("crm-customers"), 404)
 
 
@@ -471,10 +464,10 @@ def test_delete_needs_a_key(api, client):
         assert "key" in body["errors"]
 
 
-def test_delete_another_tenants_source_is_404(api):
+def test_delete_another_tenants_source_is_404(api, app):
     api.post(EXAMPLE)
     problem(api.as_("t_002").delete("crm-customers"), 404)
-    assert len(rows()) == 1
+    assert len(rows(app)) == 1
 
 
 # Routing

@@ -10,28 +10,30 @@ import time
 
 import jwt
 import pytest
-from conftest import API, SECRET, auth, rows, token
+from conftest import (
+    API,
+    REPO,
+    SECRET,
+    auth,
+    close,
+    database_of,
+    flask_cli,
+    problem,
+    repo_instance,
+    rows,
+    token,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask, g, request
 
-import app as service
-import connections
-import models
+from datasources import app as service
+from datasources import connections
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROLES = [None, "viewer", "editor", "admin"]
 ALLOWED = {"GET": "viewer", "POST": "editor", "PUT": "editor", "DELETE": "editor"}
 SUCCESS = {"GET": 200, "POST": 201, "PUT": 200, "DELETE": 204}
 RANK = {None: 0, "viewer": 1, "editor": 2, "admin": 3}
-
-
-def problem(response, status):
-    assert response.status_code == status, response.data
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json(force=True)
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
 
 
 def unauthorized(response):
@@ -67,30 +69,14 @@ def ec_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
-@pytest.fixture
-def make_app(config, tmp_path, monkeypatch):
-    """A `create_app` with the test database and extra settings."""
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    built = []
-
-    def make(**settings):
-        application = service.create_app({**config, **settings})
-        built.append(application)
-        return application
-
-    yield make
-    if not models.db.is_closed():
-        models.db.close()
-
-
 # Roles: a table over method x role.
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("method", list(ALLOWED))
-def test_method_by_role(client, method, role):
+def test_method_by_role(app, client, method, role):
     client.post(API, json={"key": "k", "name": "n"}, headers=auth())
-    before = rows()
+    before = rows(app)
     headers = auth(role=role) if role else {}
     response = call(client, method, headers)
     if role is None:
@@ -101,7 +87,7 @@ def test_method_by_role(client, method, role):
     else:
         assert response.status_code == SUCCESS[method], response.data
         return
-    assert rows() == before
+    assert rows(app) == before
 
 
 @pytest.mark.parametrize(
@@ -131,10 +117,10 @@ def test_the_scheme_is_case_insensitive(client):
 # jwt mode.
 
 
-def test_hs256_token_with_the_configured_secret(client):
+def test_hs256_token_with_the_configured_secret(app, client):
     created = client.post(API, json={"key": "k", "name": "n"}, headers=auth("t_007"))
     assert created.status_code == 201 and created.get_json()["tenantId"] == "t_007"
-    assert rows()[0]["tenant_id"] == "t_007"
+    assert rows(app)[0]["tenant_id"] == "t_007"
 
 
 @pytest.mark.parametrize("kind, algorithm", [("rsa", "RS256"), ("ec", "ES256")])
@@ -222,11 +208,9 @@ def test_exp_is_honoured(client):
 # The instance secret: made once, mode 0600, shared by every worker.
 
 
-def test_instance_secret_is_made_once_and_shared(config, tmp_path, monkeypatch):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
-    del config["DATASOURCES_JWT_SECRET"]
-    first = service.create_app(config)
-    second = service.create_app(config)
+def test_instance_secret_is_made_once_and_shared(config, make_app, tmp_path):
+    del config["DATASOURCES_JWT_SECRET"]  # the config make_app builds on
+    first, second = make_app(), make_app()
     path = tmp_path / "datasources-secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     secret = path.read_text().strip()
@@ -239,12 +223,24 @@ def test_instance_secret_is_made_once_and_shared(config, tmp_path, monkeypatch):
     assert created.status_code == 201
     # Tokens signed with any other secret are refused.
     unauthorized(second.test_client().get(API, headers=auth()))
-    models.db.close()
+
+
+def test_the_standalone_instance_folder_is_the_repositorys(tmp_path):
+    """As README.md says: run from the repository, the secret and the SQLite
+    file are kept in its instance/ (which .gitignore names)."""
+    # A database and a secret of the test's: nothing is written to that folder.
+    config = {
+        "DATASOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "DATASOURCES_JWT_SECRET": SECRET,
+    }
+    application = service.create_app(config)
+    close(database_of(application))
+    assert application.instance_path == os.path.join(REPO, "instance")
 
 
 RACE = """
 import os, sys, time
-import auth
+from datasources import auth
 from flask import Flask
 folder, go = sys.argv[1], sys.argv[2]
 while not os.path.exists(go):
@@ -291,14 +287,15 @@ def test_concurrent_first_creation_yields_one_secret(tmp_path):
     ],
 )
 def test_headers_mode(make_app, headers, status):
-    client = make_app(DATASOURCES_AUTH="headers").test_client()
+    application = make_app(DATASOURCES_AUTH="headers")
+    client = application.test_client()
     response = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
     assert response.status_code == status, response.data
     if status == 201:
         assert response.get_json()["tenantId"] == "t_001"
     else:
         problem(response, status)
-        assert rows() == []
+        assert rows(application) == []
 
 
 def test_headers_mode_ignores_bearer_tokens(make_app):
@@ -308,10 +305,9 @@ def test_headers_mode_ignores_bearer_tokens(make_app):
     assert client.get(API, headers=viewer).get_json()["data"] == []
 
 
-def test_an_unknown_auth_mode_is_refused_at_startup(config, tmp_path, monkeypatch):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+def test_an_unknown_auth_mode_is_refused_at_startup(make_app):
     with pytest.raises(ValueError, match="DATASOURCES_AUTH"):
-        service.create_app(dict(config, DATASOURCES_AUTH="none"))
+        make_app(DATASOURCES_AUTH="none")
 
 
 # Embedded: the host says who calls.
@@ -334,7 +330,7 @@ def host(database_url, tmp_path):
     database = connections.connect_url(database_url)
     service.init_app(host, database=database, identity=lambda: g.user)
     yield host
-    database.close()
+    close(database)
 
 
 @pytest.mark.parametrize(
@@ -440,40 +436,15 @@ def test_token_command_refuses_when_a_public_key_is_configured(make_app, rsa_key
 
 
 @pytest.fixture
-def checkout(tmp_path):
-    """The repository's modules linked into a temporary folder, so `flask --app app`
-    run there keeps its instance folder (secret, SQLite file) in that folder."""
-    root = tmp_path / "checkout"
-    root.mkdir()
-    for name in os.listdir(REPO):
-        if name in ("instance", "tests", ".git", ".venv") or name.startswith("."):
-            continue
-        os.symlink(os.path.join(REPO, name), root / name)
-    return root
+def instance(tmp_path):
+    """The instance folder (secret, SQLite file) of the `flask` processes a test runs."""
+    return tmp_path / "instance"
 
 
-def flask_cli(checkout, *args, **env):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATASOURCES_", "FLASK_"))}
-    flask = os.path.join(os.path.dirname(sys.executable), "flask")
-    return subprocess.run(
-        [flask, "--app", "app", *args],
-        cwd=checkout,
-        env={**environ, "PYTHONDONTWRITEBYTECODE": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def repo_instance():
-    folder = os.path.join(REPO, "instance")
-    return sorted(os.listdir(folder)) if os.path.isdir(folder) else None
-
-
-def test_flask_token_in_a_real_process(checkout, client):
+def test_flask_token_in_a_real_process(instance, client):
     before = repo_instance()
     result = flask_cli(
-        checkout,
+        instance,
         "token",
         "--tenant",
         "t_proc",
@@ -487,25 +458,27 @@ def test_flask_token_in_a_real_process(checkout, client):
     headers = {"Authorization": "Bearer " + result.stdout.strip()}
     created = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
     assert created.status_code == 201 and created.get_json()["tenantId"] == "t_proc"
-    assert os.listdir(checkout / "instance") == ["datasources.db"]
+    assert os.listdir(instance) == ["datasources.db"]
     assert repo_instance() == before
 
 
-def test_flask_token_without_a_secret_uses_the_instance_secret(checkout, tmp_path, monkeypatch):
-    result = flask_cli(checkout, "token", "--tenant", "t_proc", "--role", "viewer")
+def test_flask_token_without_a_secret_uses_the_instance_secret(instance, tmp_path):
+    before = repo_instance()
+    result = flask_cli(instance, "token", "--tenant", "t_proc", "--role", "viewer")
     assert result.returncode == 0, result.stderr
-    secret_file = checkout / "instance" / "datasources-secret"
+    secret_file = instance / "datasources-secret"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     # A second process (another worker) reads the same secret and accepts the token.
-    again = flask_cli(checkout, "token", "--tenant", "t_proc", "--role", "viewer")
+    again = flask_cli(instance, "token", "--tenant", "t_proc", "--role", "viewer")
     secret = secret_file.read_text().strip()
     for minted in (result.stdout.strip(), again.stdout.strip()):
         assert jwt.decode(minted, secret, algorithms=["HS256"])["tenant_id"] == "t_proc"
-    monkeypatch.setattr(
-        "flask.Flask.auto_find_instance_path", lambda self: str(checkout / "instance")
-    )
     database = f"sqlite:///{tmp_path / 'other.db'}"
-    served = service.create_app({"TESTING": True, "DATASOURCES_DATABASE_URL": database})
+    config = {"TESTING": True, "DATASOURCES_DATABASE_URL": database}
+    served = service.create_app(config, instance_path=str(instance))
     headers = {"Authorization": "Bearer " + result.stdout.strip()}
-    assert served.test_client().get(API, headers=headers).status_code == 200
-    models.db.close()
+    try:
+        assert served.test_client().get(API, headers=headers).status_code == 200
+    finally:
+        close(database_of(served))
+    assert repo_instance() == before

@@ -22,12 +22,11 @@ import time
 import psycopg
 import pytest
 import requests
-from conftest import API, SECRET, auth
+from conftest import API, SECRET, auth, close, database_of, problem
 from servers import Gunicorn, Postgres, free_port, owned_tempdir, wait_for
 
-import connections
-import models
-from app import create_app
+from datasources import connections, models
+from datasources.app import create_app
 
 TIMEOUT = 20  # seconds a client waits; well past every timeout the service sets
 
@@ -73,9 +72,8 @@ def unavailable(response):
 def pg():
     with Postgres() as server:
         database = connections.connect_url(server.url)
-        models.bind_database(database)
-        models.migrate()
-        database.close()
+        models.migrate(database)
+        close(database)
         yield server
 
 
@@ -243,8 +241,7 @@ def test_sigterm_lets_an_in_flight_request_finish(pg, pg_env, background):
 
 
 @pytest.fixture
-def sqlite_app(tmp_path, monkeypatch):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+def sqlite_app(tmp_path):
     path = tmp_path / "datasources.db"
     app = create_app(
         {
@@ -252,12 +249,12 @@ def sqlite_app(tmp_path, monkeypatch):
             "DATASOURCES_DATABASE_URL": f"sqlite:///{path}",
             "DATASOURCES_JWT_SECRET": SECRET,
             "DATASOURCES_SQLITE_BUSY_TIMEOUT_MS": 200,
-        }
+        },
+        instance_path=str(tmp_path),
     )
     app.database_path = str(path)
     yield app
-    if not models.db.is_closed():
-        models.db.close()
+    close(database_of(app))
 
 
 def test_sqlite_locked_past_the_busy_timeout_is_503_for_writes(sqlite_app):
@@ -271,8 +268,7 @@ def test_sqlite_locked_past_the_busy_timeout_is_503_for_writes(sqlite_app):
             client.put(API, json={"key": "k", "name": "x", "rowVersion": 1}, headers=headers),
             client.delete(API, query_string={"key": "k"}, headers=headers),
         ]:
-            assert response.status_code == 503
-            assert response.mimetype == "application/problem+json"
+            problem(response, 503)
             assert response.headers["Retry-After"] == "5"
         listed = client.get(API, headers=headers)  # WAL: readers never wait for the writer
         assert listed.status_code == 200 and listed.json["pagination"]["total"] == 1
@@ -362,34 +358,34 @@ def test_a_worker_restarted_while_sqlite_is_locked_boots_and_serves(sqlite_env):
             assert call.post(f"new-{attempt}").status_code == 201
 
 
-def test_readyz_is_503_while_migrations_pend_and_200_once_applied(tmp_path, monkeypatch):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+def test_readyz_is_503_while_migrations_pend_and_200_once_applied(tmp_path):
     config = {"DATASOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'ds.db'}"}
-    app = create_app({**config, "DATASOURCES_JWT_SECRET": SECRET, "DATASOURCES_AUTO_MIGRATE": "0"})
-    client = app.test_client()
+    config.update(DATASOURCES_JWT_SECRET=SECRET, DATASOURCES_AUTO_MIGRATE="0")
+    app = create_app(config, instance_path=str(tmp_path))
+    client, database = app.test_client(), database_of(app)
     response = client.get("/readyz")
-    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-    assert response.mimetype == "application/problem+json"
-    assert response.json["detail"] == "Schema migrations are pending: 0001_initial."
-    assert models.migrate() == ["0001_initial"]
+    assert problem(response, 503)["detail"] == "Schema migrations are pending: 0001_initial."
+    assert response.headers["Retry-After"] == "5"
+    assert models.migrate(database) == ["0001_initial"]
     response = client.get("/readyz")
     assert (response.status_code, response.json) == (200, {"status": "ready"})
-    models.db.close()
+    close(database)
 
 
-def test_healthz_needs_no_database_and_readyz_names_none(monkeypatch, tmp_path):
-    monkeypatch.setattr("flask.Flask.auto_find_instance_path", lambda self: str(tmp_path))
+def test_healthz_needs_no_database_and_readyz_names_none(tmp_path):
     refused = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
-    app = create_app({"DATASOURCES_DATABASE_URL": refused, "DATASOURCES_JWT_SECRET": SECRET})
+    config = {"DATASOURCES_DATABASE_URL": refused, "DATASOURCES_JWT_SECRET": SECRET}
+    app = create_app(config, instance_path=str(tmp_path))
     client = app.test_client()
     assert (client.get("/healthz").status_code, client.get("/healthz").json) == (
         200,
         {"status": "ok"},
     )
     response = client.get("/readyz")
-    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-    assert response.json["detail"] == "The database is unavailable; try again shortly."
+    assert problem(response, 503)["detail"] == "The database is unavailable; try again shortly."
+    assert response.headers["Retry-After"] == "5"
     assert "127.0.0.1" not in response.get_data(as_text=True)  # no connection details leak
+    close(database_of(app))
 
 
 def test_workers_killed_under_write_load_leave_every_source_whole(database_url):

@@ -8,17 +8,17 @@ import runpy
 import signal
 import subprocess
 import sys
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import API, SECRET, auth, token
+from conftest import API, SECRET, auth, close, database_of, problem, token
 from flask import Flask
 from prometheus_client import REGISTRY
 from servers import REPO, Gunicorn, wait_for
 
-import models
-from app import create_app, init_app
+from datasources.app import init_app
 
 SECRET_CONFIG = {"objectName": "Contact", "password": "hunter2-in-source-config"}
 
@@ -101,8 +101,8 @@ def test_a_database_error_log_line_carries_the_request_id(failing_client, capsys
     assert warning["request_id"] == access["request_id"] == "db-down-1"
 
 
-def test_text_format_for_people(config, capsys):
-    client = create_app({**config, "DATASOURCES_LOG_FORMAT": "text"}).test_client()
+def test_text_format_for_people(make_app, capsys):
+    client = make_app(DATASOURCES_LOG_FORMAT="text").test_client()
     capsys.readouterr()
     client.get(API, headers={**auth(), "X-Request-ID": "abc"})
     client.get(f"{API}/%1B[2Jcleared", headers=auth())
@@ -114,9 +114,9 @@ def test_text_format_for_people(config, capsys):
     assert "\x1b" not in out
 
 
-def test_an_unknown_log_format_fails_at_start(config):
+def test_an_unknown_log_format_fails_at_start(make_app):
     with pytest.raises(ValueError, match="DATASOURCES_LOG_FORMAT"):
-        create_app({**config, "DATASOURCES_LOG_FORMAT": "xml"})
+        make_app(DATASOURCES_LOG_FORMAT="xml")
 
 
 # X-Request-ID.
@@ -191,11 +191,11 @@ def test_unknown_methods_and_paths_do_not_grow_the_label_set(client):
 
 
 @pytest.fixture
-def failing_client(config, tmp_path):
+def failing_client(make_app, tmp_path):
     """An app whose SQLite file lies in a folder that does not exist."""
     missing = tmp_path / "missing" / "ds.db"
     settings = {"DATASOURCES_DATABASE_URL": f"sqlite:///{missing}", "DATASOURCES_AUTO_MIGRATE": 0}
-    return create_app({**config, **settings}).test_client()
+    return make_app(**settings).test_client()
 
 
 def test_database_errors_are_counted(failing_client):
@@ -206,15 +206,14 @@ def test_database_errors_are_counted(failing_client):
     assert after == before + 1
 
 
-def test_metrics_can_be_turned_off(config):
-    on = create_app(config).test_client()
-    off = create_app({**config, "DATASOURCES_METRICS": "false"}).test_client()
+def test_metrics_can_be_turned_off(make_app):
+    on = make_app().test_client()
+    off = make_app(DATASOURCES_METRICS="false").test_client()
     labels = {"route": API, "method": "GET", "status": "200"}
     before = sample(on, "datasources_requests_total", **labels)
     assert off.get(API, headers=auth()).status_code == 200
     assert sample(on, "datasources_requests_total", **labels) == before
-    response = off.get("/metrics")
-    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    problem(off.get("/metrics"), 404)
     assert "X-Request-ID" in off.get(API, headers=auth()).headers  # logs stay on
 
 
@@ -242,19 +241,22 @@ def test_an_embedding_host_is_not_logged_counted_or_given_a_metrics_route(tmp_pa
         REGISTRY.get_sample_value("datasources_requests_total", {"route": "/home", **counted})
         is None
     )
+    close(database_of(host))
 
 
 # Database connections never cross a fork.
 
 
-def test_start_up_leaves_no_connection_open_and_pre_fork_closes_any(config, monkeypatch):
+def test_start_up_leaves_no_connection_open_and_pre_fork_closes_any(make_app, monkeypatch):
     monkeypatch.setenv("DATASOURCES_METRICS", "false")  # reading the file makes no folder
-    create_app(config)  # runs the SQLite migrations
-    assert models.db.is_closed()
-    models.db.connect()
+    app = make_app()  # runs the SQLite migrations
+    database = database_of(app)
+    assert database.is_closed()
+    database.connect()
     hooks = runpy.run_path(os.path.join(REPO, "gunicorn.conf.py"))
-    hooks["pre_fork"](None, None)
-    assert models.db.is_closed()
+    master = types.SimpleNamespace(app=types.SimpleNamespace(callable=app))  # gunicorn's Arbiter
+    hooks["pre_fork"](master, None)
+    assert database.is_closed()
 
 
 # gunicorn.conf.py, as gunicorn reads it.

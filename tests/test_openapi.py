@@ -3,13 +3,13 @@ and schemas, so a route or field that changes without it fails here."""
 
 import jsonschema
 import pytest
-from conftest import API, auth
+from conftest import API, auth, close, database_of
 from flask import Flask
 from openapi_spec_validator import validate
 
-import openapi
-from app import METHODS, init_app
-from schemas import (
+from datasources import openapi
+from datasources.app import METHODS, init_app
+from datasources.schemas import (
     STATUSES,
     SYNC_MODES,
     delete_query_schema,
@@ -230,6 +230,7 @@ def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
     assert client.get("/openapi.json").get_json() == {"host": True}
     assert client.get(DOC).status_code == 404
     assert "/tools/openapi.json" in client.get("/tools/docs").get_data(as_text=True)
+    close(database_of(host))
 
 
 def test_the_docs_page_and_its_assets_are_served_without_credentials(client):

@@ -5,14 +5,12 @@ and deletes from one client leaves the database equal to a model of them."""
 import datetime
 
 import hypothesis
-import pytest
-from conftest import API, REFERENCE_DEFAULTS, auth, rows
+from conftest import API, REFERENCE_DEFAULTS, auth, empty_tables, rows
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-import models
-from schemas import INT64_MAX, STATUSES, SYNC_MODES
+from datasources.schemas import INT64_MAX, STATUSES, SYNC_MODES
 
 SETTINGS = hypothesis.settings(
     max_examples=50,
@@ -111,22 +109,11 @@ def assert_holds(want, body):
     assert want.keys() == client_fields.keys() and not differ, differ
 
 
-def empty_tables():
-    with models.db.connection_context():
-        models.DataSource.delete().execute()
-        models.TenantCount.delete().execute()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def test_any_valid_object_round_trips(client):
+def test_any_valid_object_round_trips(app, client):
     @SETTINGS
     @given(sent=objects)
     def round_trip(sent):
-        empty_tables()
+        empty_tables(app)
         created = client.post(API, json=sent, headers=HEADERS)
         assert created.status_code == 201, created.get_json()
         assert_holds(expected(sent), created.get_json())
@@ -136,11 +123,11 @@ def test_any_valid_object_round_trips(client):
     round_trip()
 
 
-def test_read_only_fields_sent_back_change_nothing(client):
+def test_read_only_fields_sent_back_change_nothing(app, client):
     @SETTINGS
     @given(sent=objects, changes=some_fields)
     def send_back(sent, changes):
-        empty_tables()
+        empty_tables(app)
         first = client.post(API, json=sent, headers=HEADERS).get_json()
         updated = client.put(API, json={**first, **changes}, headers=HEADERS)
         assert updated.status_code == 200, updated.get_json()
@@ -158,11 +145,11 @@ class OneClient(RuleBasedStateMachine):
     """Creates, updates (with a current, a stale or no rowVersion) and deletes
     on a few keys; the model is a dict of what each live source must hold."""
 
-    client = None  # set by the test
+    app = client = None  # set by the test
 
     def __init__(self):
         super().__init__()
-        empty_tables()
+        empty_tables(self.app)
         self.model = {}  # key -> (fields, rowVersion), in creation order
 
     @rule(key=st.sampled_from("abc"), fields=objects)
@@ -218,13 +205,12 @@ class OneClient(RuleBasedStateMachine):
             fields, row_version = self.model[source["key"]]
             assert source["rowVersion"] == row_version
             assert_holds(fields, source)
-        with models.db.connection_context():
-            stored = rows()
+        stored = rows(self.app)
         assert sorted(row["key"] for row in stored) == sorted(self.model)
 
 
-def test_any_sequence_leaves_the_database_equal_to_the_model(client):
-    OneClient.client = client
+def test_any_sequence_leaves_the_database_equal_to_the_model(app, client):
+    OneClient.app, OneClient.client = app, client
     run_state_machine_as_test(
         OneClient,
         settings=hypothesis.settings(SETTINGS, max_examples=15, stateful_step_count=12),

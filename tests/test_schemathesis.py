@@ -9,11 +9,9 @@ create -> update/delete sequences through the document's links.
 import hypothesis
 import pytest
 import schemathesis
-from conftest import auth
+from conftest import auth, empty_tables
 from hypothesis import HealthCheck, Phase
 from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData
-
-import models
 
 EXAMPLES = 50
 STATEFUL = hypothesis.settings(
@@ -98,13 +96,11 @@ def test_every_operation_conforms(case):
     case.call_and_validate()
 
 
-def test_stateful_sequences_conform(api_schema, seen):
+def test_stateful_sequences_conform(app, api_schema, seen):
     class Workflow(api_schema.as_state_machine()):
         def setup(self):
             """Each sequence starts on empty tables, so Hypothesis can replay it."""
-            with models.db.connection_context():
-                models.DataSource.delete().execute()
-                models.TenantCount.delete().execute()
+            empty_tables(app)
             seen.live.clear()
 
     Workflow.run(settings=STATEFUL)

@@ -6,6 +6,12 @@ run = os.getenv("BENCH_RUN") or "r"
 api = os.getenv("BENCH_PATH") or "/api/v1/data-sources"
 auth = { ["Authorization"] = "Bearer " .. token }
 json_auth = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+-- BENCH_CONNECTION_CLOSE=1: a new connection per request. In these tables, not
+-- wrk -H: wrk.format() with a headers table leaves wrk.headers out.
+if os.getenv("BENCH_CONNECTION_CLOSE") == "1" then
+  auth["Connection"] = "close"
+  json_auth["Connection"] = "close"
+end
 n = 0
 
 local threads = {}

@@ -4,4 +4,4 @@ dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 wrk.method = "GET"
 wrk.path = api
-wrk.headers["Authorization"] = auth["Authorization"]
+for name, value in pairs(auth) do wrk.headers[name] = value end

@@ -1,0 +1,102 @@
+"""Settings: every `DATASOURCES_*` key, its default and its type, read once
+per app from the app's config into one typed, frozen object.
+
+The standalone service fills its config from the environment (`create_app`);
+a host sets the keys in its own config (see README.md, "Embedding").
+"""
+
+import dataclasses
+import logging
+import types
+
+from flask import current_app
+
+PREFIX = "DATASOURCES_"
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+log = logging.getLogger("datasources")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # None: an SQLite file in the instance folder
+    auto_migrate: bool | None = None  # None: yes on SQLite, no elsewhere
+    auth: str = "jwt"  # or "headers", behind a trusted gateway
+    jwt_secret: str | None = None  # None: a random secret kept in the instance folder
+    jwt_public_key: str | None = None  # PEM; RS256 or ES256, and then no HS256 at all
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_role_claim: str = "role"
+    cursor_secret: str | None = None  # None: the JWT secret or the instance secret
+    max_body_bytes: int = 1024 * 1024
+    sqlite_busy_timeout_ms: int = 5000
+    statement_timeout_ms: int = 5000  # PostgreSQL; 0: none
+    retry_after_seconds: int = 5
+    answer_cache_bytes: int = 4 * 1024 * 1024  # list answers kept per worker; 0: none
+    log_format: str = "json"  # or "text"; the standalone service's stdout lines
+    metrics: bool = True
+
+    @classmethod
+    def from_config(cls, config):
+        """The settings an app's config gives; a value of the wrong type is a
+        ValueError naming its key, raised at start-up."""
+        known = {PREFIX + field.name.upper(): field for field in dataclasses.fields(cls)}
+        for name in sorted(set(config) - set(known)):
+            if name.startswith(PREFIX) and not name.startswith(PREFIX + "TEST_"):
+                log.warning("%s is not a setting of the data sources API; ignored", name)
+        values = {
+            field.name: parse(name, field.type, config[name])
+            for name, field in known.items()
+            if name in config
+        }
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self):
+        choices = {"auth": ("jwt", "headers"), "log_format": ("json", "text")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{PREFIX}{name.upper()} must be one of {', '.join(allowed)}.")
+
+
+def parse(name, kind, value):
+    """`value` (a string from the environment, or a host's Python value) as
+    `kind`: int, bool, str, or any of them or None."""
+    optional = isinstance(kind, types.UnionType)
+    kind = next(k for k in kind.__args__ if k is not type(None)) if optional else kind
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ValueError(f"{name} must be set.")
+    if kind is bool:
+        return flag(name, value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"{name} must be a whole number.")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, not {value!r}.") from None
+    return str(value).strip()
+
+
+def flag(name, value):
+    """The one boolean parser: True/False, or 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise ValueError(f"{name} must be true or false, not {value!r}.")
+
+
+def from_environ(environ):
+    """The `DATASOURCES_*` variables of `environ`, as config keys."""
+    return {name: value for name, value in environ.items() if name.startswith(PREFIX)}
+
+
+def service():
+    """The current app's share of the API (app.Service)."""
+    return current_app.extensions["datasources"]
