@@ -161,7 +161,7 @@ def written(database, statement, **values):
     None; reads every row, as SQLite commits only once a RETURNING
     statement has finished."""
     rows = statement.run(database, **values).fetchall()
-    return Written(*rows[0]) if rows else None
+    return next(map(Written._make, rows), None)
 
 
 def page_statement(first, answers):
@@ -288,8 +288,8 @@ def count_add(database, tenant, delta):
 
 
 def count(database, tenant):
-    row = COUNT.run(database, tenant=tenant).fetchone()
-    return row[0] if row else 0
+    counted = COUNT.run(database, tenant=tenant).fetchall()
+    return sum(sources for (sources,) in counted)  # no row yet: 0
 
 
 # Answers are written by the database: a source row as JSON text, in the

@@ -8,7 +8,7 @@ wrk, against a bare Flask ceiling measured in the same run.
     .venv/bin/python bench/run.py --backend sqlite --service-env DATASOURCES_ANSWER_CACHE_BYTES=0
     .venv/bin/python bench/run.py --backend sqlite --connection-close   # a connection per request
     .venv/bin/python bench/run.py --connection-close --service-args "-k sync --threads 1"
-    .venv/bin/python bench/run.py --connection-close --ceiling-args "-k sync --threads 1"
+    .venv/bin/python bench/run.py --connection-close --ceiling-args "-k gthread --threads 2"
 
 Service and ceiling runs alternate (C S1 C S2 ... C), and each scenario's
 ratio is taken against the mean of the ceiling runs either side of it.
@@ -28,6 +28,9 @@ LIST_TENANT, WRITE_TENANT = "bench-list", "bench-write"
 LIST_SIZE = 1000
 API = "/api/v1/data-sources"
 SCENARIOS = ("list_first", "list_deep", "create", "update_rv", "update_norv", "delete")
+# Bare Flask's fastest with a new connection per request: gthread pays for
+# keep-alive it cannot use. `--threads 1`, or gunicorn runs gthread for sync.
+SYNC = ("--worker-class", "sync", "--threads", "1")
 
 
 class Bench:
@@ -70,7 +73,7 @@ class Bench:
             {"BENCH_CEILING_PAGE": page_path},
             OUT,
             pythonpath=harness.BENCH,
-            extra=[*gunicorn_args, *ceiling_args],
+            extra=[*gunicorn_args, *(SYNC if connection_close else ()), *ceiling_args],
         )
         self.rss_start = {"service": self.service.rss_mib(), "ceiling": self.ceiling.rss_mib()}
         self.ceiling_rps = None
@@ -208,19 +211,15 @@ def main():
         default="",
         help="extra flags for the service only, after --gunicorn-args, e.g. '--threads 4'",
     )
-    # Connection: close does not change the ceiling's settings: gthread's bare
-    # Flask measured ~1.5x sync's. A sync worker lingers on every closed
-    # connection until the client's FIN (gunicorn's close_graceful), serving no one.
     parser.add_argument(
         "--ceiling-args",
         default="",
-        help="extra flags for the ceiling only, e.g. '-k sync --threads 1' (gunicorn runs "
-        "gthread for '-k sync' while threads > 1)",
+        help="extra flags for the ceiling only, after the sync flags of --connection-close",
     )
     parser.add_argument(
         "--connection-close",
         action="store_true",
-        help="'Connection: close' on every request, as clients with a connection per request",
+        help="'Connection: close' on every request; the ceiling then runs sync workers",
     )
     parser.add_argument(
         "--service-env",
