@@ -21,7 +21,7 @@ from peewee import SqliteDatabase
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Rule
 
-from datasources import connections, models, observability, openapi, store
+from datasources import connections, cors, models, observability, openapi, store
 from datasources.auth import (
     ROLES,
     authorize,
@@ -79,17 +79,18 @@ class Service:
 
 @bp.before_request
 def note_connection():
-    """Remember whether this request found the connection closed, so the
-    teardown closes only what the request opened (a host's stays open)."""
+    """Remember the database whose connection this request finds closed, so
+    the teardown closes only what the request opened (a host's stays open)."""
     state = service()
     request.max_content_length = state.settings.max_body_bytes
-    g.datasources_opens = state.database.is_closed()
+    if state.database.is_closed():
+        g.datasources_opens = state.database
 
 
 @bp.teardown_request
 def close_connection(exc):
-    database = service().database
-    if g.pop("datasources_opens", False) and not database.is_closed():
+    database = g.pop("datasources_opens", None)
+    if database is not None and not database.is_closed():
         if g.pop("datasources_discard", False) and hasattr(database, "manual_close"):
             database.manual_close()  # not back to a pool: dead, or opened read-only
         else:
@@ -141,10 +142,21 @@ def delete_source():
     return response
 
 
+ALLOWED = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]  # the collection's `Allow`
+for view in (list_sources, create_source, update_source, delete_source):
+    view.provide_automatic_options = False  # OPTIONS is `fallback`'s: a 204, not Flask's 200
+
+
 def fallback(subpath=None):
-    """Our paths that match no view: a problem+json 404 or 405, not the host's page."""
+    """Our paths that match no view: OPTIONS on the collection is a 204 with
+    `Allow` and no token needed (a browser's preflight carries none); any
+    other a problem+json 404 or 405, not the host's page."""
     if subpath is None:
-        raise MethodNotAllowed(valid_methods=METHODS)
+        if request.method == "OPTIONS":
+            response = current_app.response_class(status=204, headers={"Allow": ", ".join(ALLOWED)})
+            del response.headers["Content-Type"]
+            return response
+        raise MethodNotAllowed(valid_methods=ALLOWED)
     raise NotFound()
 
 
@@ -254,6 +266,7 @@ def init_app(
         database = open_database(app, settings)
     app.extensions["datasources"] = Service(app, settings, database, identity)
     observability.init_app(app, bp)
+    cors.init_app(app, bp.name, settings.cors_origins)
     app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
     openapi.mount(app, url_prefix, openapi_url, docs_url)
 

@@ -13,7 +13,7 @@ import peewee
 from orjson import Fragment
 
 from datasources import models
-from datasources.errors import Problem
+from datasources.errors import Problem, migrations_pending
 from datasources.settings import service
 
 CONFLICT = "urn:datasources:concurrency-conflict"
@@ -35,21 +35,24 @@ class Page:
     next_after: tuple | None  # the (created_at, id) position after which more follow
 
 
-def database():
-    """The current app's database, once its schema is current: until then,
-    the first call migrates if the app auto-migrates, else it is a 503 that
-    says what to run (not a 500 on a missing table)."""
+def ready():
+    """The current app's share, once its database schema is current: until
+    then, the first call migrates if the app auto-migrates, else it is a 503
+    that says what to run (not a 500 on a missing table)."""
     state = service()
     if not state.schema_ready:
         if state.migrate_first:
             models.migrate(state.database)
         pending = models.pending_migrations(state.database)
         if pending:
-            detail = f"Schema migrations are pending: {', '.join(pending)}; run `db upgrade`."
-            retry = str(state.settings.retry_after_seconds)
-            raise Problem(503, detail, headers={"Retry-After": retry})
+            raise migrations_pending(pending)  # logged once per worker, with the command
         state.schema_ready, state.migrate_first = True, False
-    return state.database
+    return state
+
+
+def database():
+    """The current app's database, once its schema is current (`ready`)."""
+    return ready().database
 
 
 def utcnow():
@@ -58,10 +61,11 @@ def utcnow():
 
 def list_sources(tenant, limit, after=None):
     """The tenant's sources, oldest first, `limit` after the position `after`."""
-    db = database()
-    rows, answers = service().answers.page(db, tenant, limit + 1, after)
-    total = rows[0].total if rows else models.count(db, tenant)
-    next_after = models.position(rows[limit - 1]) if len(rows) > limit else None
+    state = ready()
+    db = state.database
+    columns, answers = state.answers.page(db, tenant, limit + 1, after)
+    total = columns.total[0] if columns.id else models.count(db, tenant)
+    next_after = models.position(columns, limit - 1) if len(columns.id) > limit else None
     return Page(answers[:limit], total, next_after)
 
 
@@ -124,22 +128,24 @@ class Answers:
         self.budget, self.size, self.kept = budget, 0, {}
 
     def page(self, database, tenant, limit, after):
-        """`models.page` rows and their answers, from here where all are kept."""
+        """`models.page` columns and the page's answers, from here where all are kept."""
         if self.budget:
-            rows, kept = models.page(database, tenant, limit, after, answers=False), self.kept
-            answers = [kept.get((row.id, row.row_version)) for row in rows]
+            columns = models.page(database, tenant, limit, after, answers=False)
+            answers = list(map(self.kept.get, zip(columns.id, columns.row_version, strict=True)))
             if None not in answers:
-                return rows, answers
-        rows = models.page(database, tenant, limit, after)
-        self.keep(rows)
-        return rows, [row.answer for row in rows]
+                return columns, answers
+        columns = models.page(database, tenant, limit, after)
+        self.keep(columns)
+        return columns, list(columns.answer)
 
-    def keep(self, rows):
-        size = sum(len(row.answer) for row in rows)
+    def keep(self, columns):
+        size = sum(map(len, columns.answer))
         if size > self.budget:  # a page past the whole budget is not kept
             return
         if self.size + size > self.budget:
             self.kept.clear()
             self.size = 0
-        self.kept.update(((row.id, row.row_version), row.answer) for row in rows)
+        self.kept.update(
+            zip(zip(columns.id, columns.row_version, strict=True), columns.answer, strict=True)
+        )
         self.size += size
