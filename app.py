@@ -15,13 +15,22 @@ import click
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Blueprint, Flask, current_app, g, request
-from flask.cli import AppGroup
+from flask.cli import AppGroup, FlaskGroup
 from orjson import Fragment
 from peewee import SqliteDatabase
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Rule
+from werkzeug.routing import BaseConverter, Rule
 
-from datasources import connections, cors, models, observability, openapi, store
+from datasources import (
+    connections,
+    connectors,
+    cors,
+    models,
+    observability,
+    openapi,
+    store,
+    transfer,
+)
 from datasources.auth import (
     ROLES,
     authorize,
@@ -31,7 +40,7 @@ from datasources.auth import (
     public_key_algorithm,
 )
 from datasources.errors import Problem, http_problem, register_handlers, respond
-from datasources.inputs import json_body, load_query, read_cursor, write_cursor
+from datasources.inputs import if_match, json_body, load_query, read_cursor, write_cursor
 from datasources.schemas import (
     delete_query_schema,
     list_query_schema,
@@ -42,7 +51,8 @@ from datasources.settings import Settings, from_environ, service
 
 PREFIX = "/api/v1/data-sources"
 ROOT = os.path.dirname(os.path.abspath(__file__))
-METHODS = ["GET", "POST", "PUT", "DELETE"]
+ALLOWED = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]  # on the collection
+ITEM_ALLOWED = ["GET", "HEAD", "OPTIONS"]  # on one source's path
 SAME = object()  # docs_url / openapi_url: beside the API, at the parent of its prefix
 
 bp = Blueprint("datasources", __name__)
@@ -66,6 +76,7 @@ class Service:
         if identity is None:
             identity = jwt_identity if settings.auth == "jwt" else header_identity
         self.identity = identity
+        self.catalog = connectors.load(settings)  # refuses a bad connector file at start-up
         auto = settings.auto_migrate
         self.migrate_first = isinstance(database, SqliteDatabase) if auto is None else auto
         self.schema_ready = False  # checked on the first store call; see store.database
@@ -75,6 +86,20 @@ class Service:
 
 
 # Views.
+
+
+class KeyConverter(BaseConverter):
+    """A source's key in a path: any characters, `/` and leading or doubled
+    slashes included (a client percent-encodes them; PATH_INFO holds them
+    decoded)."""
+
+    regex = ".+"
+    part_isolating = False
+
+
+@bp.record_once
+def add_key_converter(state):
+    state.app.url_map.converters["datasources_key"] = KeyConverter
 
 
 @bp.before_request
@@ -99,16 +124,18 @@ def close_connection(exc):
 
 @bp.get("")
 def list_sources():
-    """The tenant's sources, oldest first, one keyset page at a time."""
+    """The tenant's sources that match the query's filters, oldest first,
+    one keyset page at a time."""
     tenant = authorize("viewer")
-    query = load_query(list_query_schema)
-    limit = query["limit"]
-    page = store.list_sources(tenant, limit, read_cursor(query.get("cursor"), tenant))
+    filters = load_query(list_query_schema)
+    limit, cursor = filters.pop("limit"), filters.pop("cursor", None)
+    after = read_cursor(cursor, tenant, filters)
+    page = store.list_sources(tenant, limit, after, filters)
     pagination = {
         "total": page.total,
         "limit": limit,
         "hasMore": page.next_after is not None,
-        "nextCursor": page.next_after and write_cursor(tenant, page.next_after),
+        "nextCursor": page.next_after and write_cursor(tenant, page.next_after, filters),
     }
     data = Fragment("[" + ",".join(page.answers) + "]")
     return respond({"data": data, "pagination": pagination})
@@ -118,59 +145,136 @@ def list_sources():
 def create_source():
     """Create a source; its key is unique within the tenant."""
     tenant = authorize("editor")
-    created = store.create_source(tenant, source_schema.load(json_body()))
-    return respond(Fragment(created.answer), 201)
+    fields = service().catalog.check_source(source_schema.load(json_body()))
+    created = store.create_source(tenant, fields)
+    return tagged(respond(Fragment(created.answer), 201), created)
+
+
+@bp.get("/<datasources_key:key>", merge_slashes=False)
+def get_source(key):
+    """One source by its key, percent-encoded in the path (`/` included);
+    304 when `If-None-Match` names its entity tag."""
+    tenant = authorize("viewer")
+    try:  # Werkzeug reads a path that is not UTF-8 with U+FFFD: another key
+        request.environ["PATH_INFO"].encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise Problem(404, "No data source has that key: the path is not UTF-8.") from None
+    source = store.get_source(tenant, key)
+    if request.if_none_match.contains_weak(source.tag):
+        return tagged(empty(304), source)
+    return tagged(respond(Fragment(source.answer)), source)
 
 
 @bp.put("")
 def update_source():
-    """Change the given fields; with `rowVersion`, only if it is still current."""
+    """Change the given fields; with `rowVersion`, only if it is still
+    current, and with `If-Match`, only if the source is one it names."""
     tenant = authorize("editor")
     changes = update_source_schema.load(json_body())
     key, expected = changes.pop("key"), changes.pop("row_version", None)
-    updated = store.update_source(tenant, key, changes, expected)
-    return respond(Fragment(updated.answer))
+    updated = store.update_source(tenant, key, changes, expected, if_match(expected))
+    return tagged(respond(Fragment(updated.answer)), updated)
 
 
 @bp.delete("")
 def delete_source():
-    """Delete the source named by `?key=`."""
+    """Delete the source named by `?key=`, with `?rowVersion=` and `If-Match`
+    as on PUT."""
     tenant = authorize("editor")
-    store.delete_source(tenant, load_query(delete_query_schema)["key"])
-    response = current_app.response_class(status=204)
+    query = load_query(delete_query_schema)
+    expected = query.get("row_version")
+    store.delete_source(tenant, query["key"], expected, if_match(expected))
+    return empty(204)
+
+
+# The connector catalog (connectors.py), beside the data sources at
+# `<parent of the prefix>/connectors`: a blueprint of its own with the API's
+# hooks and handlers, which init_app mounts at `connectors_url`.
+
+connectors_bp = Blueprint("datasources_connectors", __name__)
+connectors_bp.before_request(note_connection)
+connectors_bp.teardown_request(close_connection)
+register_handlers(connectors_bp)
+
+
+@connectors_bp.get("", provide_automatic_options=False)
+def list_connectors():
+    """Every connector the service knows, by key."""
+    authorize("viewer")
+    return respond(service().catalog.listing)
+
+
+@connectors_bp.get("/<key>", provide_automatic_options=False)
+def get_connector(key):
+    """One connector by its key; a 404 when none has it."""
+    authorize("viewer")
+    answer = service().catalog.answers.get(key)
+    if answer is None:
+        raise Problem(404, f"No connector has key {key!r}.")
+    return respond(answer)
+
+
+def connectors_fallback(subpath=None):
+    """The catalog's paths that match no view, as `fallback` answers them."""
+    if subpath == "" or (subpath and "/" in subpath):
+        raise NotFound()
+    if request.method == "OPTIONS":
+        return empty(204, {"Allow": ", ".join(ITEM_ALLOWED)})
+    raise MethodNotAllowed(valid_methods=ITEM_ALLOWED)
+
+
+@connectors_bp.record_once
+def add_connectors_fallback_rules(state):
+    endpoint, prefix = f"{state.name}.fallback", state.url_prefix
+    state.app.view_functions[endpoint] = connectors_fallback
+    rule = functools.partial(Rule, endpoint=endpoint, merge_slashes=False)
+    state.app.url_map.add(rule(prefix))
+    state.app.url_map.add(rule(f"{prefix}/", defaults={"subpath": ""}))
+    state.app.url_map.add(rule(f"{prefix}/<path:subpath>"))
+
+
+# (End of the connector catalog.)
+
+
+def empty(status, headers=None):
+    response = current_app.response_class(status=status, headers=headers)
     del response.headers["Content-Type"]  # an empty body has no media type
     return response
 
 
-ALLOWED = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]  # the collection's `Allow`
-for view in (list_sources, create_source, update_source, delete_source):
-    view.provide_automatic_options = False  # OPTIONS is `fallback`'s: a 204, not Flask's 200
+def tagged(response, source):
+    response.set_etag(source.tag)
+    return response
 
 
 def fallback(subpath=None):
-    """Our paths that match no view: OPTIONS on the collection is a 204 with
-    `Allow` and no token needed (a browser's preflight carries none); any
-    other a problem+json 404 or 405, not the host's page."""
-    if subpath is None:
-        if request.method == "OPTIONS":
-            response = current_app.response_class(status=204, headers={"Allow": ", ".join(ALLOWED)})
-            del response.headers["Content-Type"]
-            return response
-        raise MethodNotAllowed(valid_methods=ALLOWED)
-    raise NotFound()
+    """Our paths that match no view: OPTIONS is a 204 with `Allow` and no
+    token needed (a browser's preflight carries none); any other a
+    problem+json 404 or 405, not the host's page."""
+    if subpath == "":  # `<prefix>/`: no source has the empty key
+        raise NotFound()
+    allowed = ALLOWED if subpath is None else ITEM_ALLOWED
+    if request.method == "OPTIONS":
+        return empty(204, {"Allow": ", ".join(allowed)})
+    raise MethodNotAllowed(valid_methods=allowed)
 
 
 @bp.record_once
 def add_fallback_rules(state):
     # Rules with no method list match every method, so these catch what
     # Flask's routing would otherwise answer outside our error handlers:
-    # another method on the collection, `<prefix>/` and anything below it.
+    # another method on the collection or on a source's path, and `<prefix>/`.
     prefix = state.url_prefix
+    for view_rule in state.app.url_map.iter_rules():  # our views, all defined above
+        ours = view_rule.endpoint.startswith(f"{state.name}.")
+        if ours and view_rule.provide_automatic_options:  # OPTIONS: fallback's 204, not a 200
+            view_rule.methods.discard("OPTIONS")
+            view_rule.provide_automatic_options = False
     state.app.view_functions["datasources.fallback"] = fallback
     rule = functools.partial(Rule, endpoint="datasources.fallback", merge_slashes=False)
     state.app.url_map.add(rule(prefix))
     state.app.url_map.add(rule(f"{prefix}/", defaults={"subpath": ""}))
-    state.app.url_map.add(rule(f"{prefix}/<path:subpath>"))
+    state.app.url_map.add(rule(f"{prefix}/<datasources_key:subpath>"))
 
 
 # Probes for orchestrators: the standalone service's own `/healthz` and
@@ -204,6 +308,7 @@ def readyz():
 
 db_cli = AppGroup("db", help="The data sources schema.")
 bp.cli.add_command(db_cli)
+transfer.add_commands(bp.cli)  # `export` and `import`
 
 
 @db_cli.command("upgrade")
@@ -244,6 +349,7 @@ def init_app(
     cli_group="datasources",
     openapi_url=SAME,
     docs_url=SAME,
+    connectors_url=SAME,
 ):
     """Mount the API on `app`, with its settings from `app.config`'s
     `DATASOURCES_*` keys. `database`: a Peewee database of the host's
@@ -252,7 +358,9 @@ def init_app(
     (tenant, role), replacing JWT or header authentication; `openapi_url`,
     `docs_url`: where the OpenAPI document and its docs page go (default:
     beside the API, `<parent of url_prefix>/openapi.json` and `/docs`; None:
-    not served). A path the host already routes is refused with a ValueError.
+    not served); `connectors_url`: the connector catalog (default
+    `<parent of url_prefix>/connectors`; None: not served). A path the host
+    already routes is refused with a ValueError.
     Migrations run by `flask datasources db upgrade`, or on the first API
     request when DATASOURCES_AUTO_MIGRATE says so (default: on SQLite)."""
     if "datasources" in app.extensions:
@@ -261,13 +369,18 @@ def init_app(
     parent = posixpath.dirname(url_prefix.rstrip("/")).rstrip("/")
     openapi_url = f"{parent}/openapi.json" if openapi_url is SAME else openapi_url
     docs_url = f"{parent}/docs" if docs_url is SAME else docs_url
-    refuse_clashes(app, url_prefix, openapi_url, docs_url)
+    connectors_url = f"{parent}/connectors" if connectors_url is SAME else connectors_url
+    refuse_clashes(app, url_prefix, openapi_url, docs_url, connectors_url)
     if database is None:
         database = open_database(app, settings)
     app.extensions["datasources"] = Service(app, settings, database, identity)
     observability.init_app(app, bp)
     cors.init_app(app, bp.name, settings.cors_origins)
     app.register_blueprint(bp, url_prefix=url_prefix, cli_group=cli_group)
+    if connectors_url is not None:
+        observability.init_app(app, connectors_bp)
+        cors.init_app(app, connectors_bp.name, settings.cors_origins)
+        app.register_blueprint(connectors_bp, url_prefix=connectors_url)
     openapi.mount(app, url_prefix, openapi_url, docs_url)
 
 
@@ -283,12 +396,13 @@ def open_database(app, settings):
     )
 
 
-def refuse_clashes(app, url_prefix, openapi_url, docs_url):
+def refuse_clashes(app, url_prefix, openapi_url, docs_url, connectors_url=None):
     """Refuse paths the host routes already: which one answers would depend
     on registration order, with no warning."""
     if docs_url is not None and openapi_url is None:
         raise ValueError("init_app: the docs page needs the document; give openapi_url too.")
     ours = {"url_prefix": url_prefix, "openapi_url": openapi_url, "docs_url": docs_url}
+    ours["connectors_url"] = connectors_url
     for rule in app.url_map.iter_rules():
         for name, path in ours.items():
             path = path and path.rstrip("/")
@@ -318,3 +432,9 @@ def create_app(test_config=None, instance_path=None):
         models.migrate(state.database)
         state.migrate_first = False
     return app
+
+
+def cli():
+    """`datasources <command>` (db upgrade, token, export, import): the
+    standalone service's CLI, installed as a console script."""
+    FlaskGroup(create_app=create_app, help="The data sources API.").main()

@@ -21,6 +21,9 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
+
+from gunicorn.http.errors import ParseException
 
 from datasources.settings import flag
 
@@ -59,6 +62,52 @@ SERVING = not {"--check-config", "--print-config"} & set(ARGS)  # those leave no
 if METRICS and SERVING and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     folder = tempfile.mkdtemp(prefix="datasources-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[OWNED] = folder
+
+
+# Early refusals (413, 415, 401, 403, 404, 405) are answered before the body
+# is read, and most clients read nothing until they have sent it all: they
+# see the answer only once the server has read the body. gunicorn discards at
+# most 64 KiB of it, half-closes, lingers for 64 KiB more, then closes with
+# the rest unread: the kernel's reset breaks the client's send, can destroy
+# the answer, and ends a connection the answer called kept alive. A linger
+# that stops reading helps no such client, so, as nginx's lingering close
+# does, the rest of the body is read and discarded, after the answer (a
+# client that listens while it sends sees it at once), at most DRAIN_BYTES
+# within DRAIN_SECONDS; the connection then stays usable. A body declared
+# larger is not drained: its answer says `Connection: close`, and gunicorn
+# half-closes and lingers. A chunked body past the bounds is cut off alike.
+DRAIN_BYTES = 64 * 1024 * 1024  # 64 times the default DATASOURCES_MAX_BODY_BYTES
+DRAIN_SECONDS = 10.0  # a drain holds one of the worker's threads
+
+
+def pre_request(worker, req):
+    """A body too large to drain: the answer says the connection closes."""
+    worker.log.debug("%s %s", req.method, req.path)  # gunicorn's own pre_request
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH" and int(value) > DRAIN_BYTES:
+            req.force_close()
+
+
+def post_request(worker, req, environ, resp):
+    """Read and discard the rest of a body the application did not read."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if "HTTP_TRANSFER_ENCODING" not in environ and not 0 < length <= DRAIN_BYTES:
+        return  # no body (every GET of the keep-alive fast path), or too large
+    if resp is None or not resp.headers_sent:
+        return  # the request failed: gunicorn answers 500 and closes
+    sock, deadline, drained = environ["gunicorn.socket"], time.monotonic() + DRAIN_SECONDS, 0
+    blocking = sock.gettimeout()
+    try:
+        while drained <= DRAIN_BYTES and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            data = req.body.read(256 * 1024)
+            if not data:
+                return
+            drained += len(data)
+    except (OSError, ParseException):  # gone, stalled past the deadline, or a broken chunk
+        pass  # gunicorn closes the connection: the body's end is unknown
+    finally:
+        sock.settimeout(blocking)
 
 
 def pre_fork(server, worker):

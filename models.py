@@ -8,16 +8,21 @@ database with named parameters (`param`), whose order Peewee decides.
 
 import collections
 import datetime
+import functools
+import operator
 import os
 import secrets
 
 from peewee import (
+    OP,
     SQL,
     BigIntegerField,
     CharField,
     DateTimeField,
+    Expression,
     JSONField,
     Model,
+    NodeList,
     SqliteDatabase,
     TextField,
     Tuple,
@@ -79,6 +84,20 @@ class DataSource(Model):
         table_name = "data_sources"
 
 
+class FacetCount(Model):
+    """How many sources each tenant has of each status, sync mode and
+    connector, kept by triggers on data_sources (migration 0002)."""
+
+    tenant_id = CharField(max_length=255)
+    facet = CharField(max_length=32)
+    value = TextField()
+    sources = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "datasources_facet_counts"
+        primary_key = False
+
+
 class TenantCount(Model):
     """How many sources each tenant has, kept in the transaction of every
     insert and delete, so `pagination.total` never scans a tenant."""
@@ -90,7 +109,12 @@ class TenantCount(Model):
         table_name = "datasources_tenant_counts"
 
 
-TABLES = (DataSource._meta.table_name, TenantCount._meta.table_name, MIGRATION_TABLE)
+TABLES = (
+    DataSource._meta.table_name,
+    TenantCount._meta.table_name,
+    FacetCount._meta.table_name,
+    MIGRATION_TABLE,
+)
 
 
 # Named parameters: a statement is built once with `param(name)` where its
@@ -167,15 +191,113 @@ def written(database, statement, **values):
     return next(map(Written._make, rows), None)
 
 
-def page_statement(first, answers):
-    def build(database):
-        source = DataSource
-        total = TenantCount.select(TenantCount.sources).where(
+# List filters: each a name the list query loads (schemas.ListQuerySchema),
+# how it matches, and how its values become parameters. A filter's shape is
+# (name, n): n values of an any-of filter, or for `q`, whether the term is
+# long enough for the trigram index (3 characters). Adding a filter is a line
+# here, a field in the list schema and, to keep it fast, an index.
+
+FACETS = ("status", "sync_mode", "connector_key")  # counted by triggers (migration 0002)
+ANY_OF = ("status", "sync_mode")
+EXACT = ("key", "connector_key", "schema_key", "file_format")
+SEARCH = "data_sources_search"  # SQLite's FTS5 table of key and name
+TRIGRAM = 3
+
+
+def filter_shape(filters):
+    """The shape of a dict of filter values, as statements are kept by it."""
+    shape = []
+    for name, value in sorted(filters.items()):
+        if name in ANY_OF:
+            shape.append((name, len(value)))
+        elif name == "q":
+            shape.append((name, len(value) >= TRIGRAM))
+        else:
+            shape.append((name, 0))
+    return tuple(shape)
+
+
+def filter_values(filters):
+    """The parameters of `matching` for a dict of filter values."""
+    values = {}
+    for name, value in filters.items():
+        if name in ANY_OF:
+            values |= {f"{name}_{i}": item for i, item in enumerate(value)}
+        elif name == "q":
+            values["q_match"] = '"' + value.replace('"', '""') + '"'  # an FTS5 phrase
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            values["q_like"] = f"%{escaped}%"
+        elif name == "updated_after":  # times are kept to the µs, answered to the ms
+            values[name] = value + datetime.timedelta(milliseconds=1)
+        else:
+            values[name] = value
+    return values
+
+
+def matching(database, model, shape):
+    """The WHERE terms of a filter shape, on `model` (DataSource or an alias)."""
+    sqlite = isinstance(database, SqliteDatabase)
+    where = []
+    for name, n in shape:
+        if name in ANY_OF:
+            where.append(getattr(model, name).in_([param(f"{name}_{i}") for i in range(n)]))
+        elif name in EXACT:
+            where.append(getattr(model, name) == param(name))
+        elif name == "updated_after":
+            where.append(model.updated_at >= param(name))
+        elif name == "q" and sqlite and n:
+            search = f"rowid IN (SELECT rowid FROM {SEARCH} WHERE {SEARCH} MATCH ?)"
+            where.append(SQL(search, [Param("q_match")]))
+        elif name == "q":
+            like = sqlite_like if sqlite else postgres_like
+            where.append(like(model.key) | like(model.name))
+        else:
+            raise ValueError(f"no list filter {name!r}")
+    return where
+
+
+def sqlite_like(column):
+    """Substring, case-insensitive for ASCII (SQLite's LIKE): for terms too
+    short for the trigram index."""
+    return Expression(column, OP.ILIKE, NodeList((param("q_like"), SQL("ESCAPE '\\'"))))
+
+
+def postgres_like(column):
+    """Case-insensitive substring, served by the pg_trgm indexes on lower()."""
+    return fn.lower(column).like(fn.lower(param("q_like")))
+
+
+def total_statement(database, shape):
+    """The number of the tenant's sources a filter shape matches: the
+    tenant's counter, the sum of facet counters for one facet filter, else a
+    count over the filtered columns' index."""
+    if not shape:
+        return TenantCount.select(TenantCount.sources).where(
             TenantCount.tenant_id == param("tenant")
         )
-        columns = [source.created_at, source.id, source.row_version, total]
+    if len(shape) == 1 and shape[0][0] in FACETS:
+        name, n = shape[0]
+        names = [param(f"{name}_{i}") for i in range(n)] if name in ANY_OF else [param(name)]
+        summed = fn.COALESCE(fn.SUM(FacetCount.sources), 0).cast("bigint")  # not numeric
+        return FacetCount.select(summed).where(
+            FacetCount.tenant_id == param("tenant"),
+            FacetCount.facet == name,
+            FacetCount.value.in_(names),
+        )
+    counted = DataSource.alias("counted")
+    return counted.select(fn.COUNT(SQL("*"))).where(
+        counted.tenant_id == param("tenant"), *matching(database, counted, shape)
+    )
+
+
+def page_statement(first, answers, shape):
+    def build(database):
+        source = DataSource
+        columns = [source.created_at, source.id, source.row_version]
+        columns.append(total_statement(database, shape))
         columns.append(answer(database) if answers else SQL("NULL"))
-        query = source.select(*columns).where(source.tenant_id == param("tenant"))
+        where = [source.tenant_id == param("tenant"), *matching(database, source, shape)]
+        query = source.select(*columns).where(*where)
         if not first:
             after = Tuple(param("after_time"), param("after_id"))
             query = query.where(Tuple(source.created_at, source.id) > after)
@@ -185,21 +307,34 @@ def page_statement(first, answers):
 
 
 PAGES = Shapes(page_statement)
+TOTALS = Shapes(lambda shape: Statement(lambda database: total_statement(database, shape)))
 
 
-def page(database, tenant, limit, after=None, answers=True):
-    """Up to `limit` sources in list order after the (created_at, id)
-    position `after`, each with its row version and the tenant's total (read
-    by the same statement, so a page and its total always agree), and its
-    answer JSON unless `answers` is false; served by the (tenant_id,
-    created_at, id) index. No model is built: Peewee takes longer to fill 26
-    models than SQLite takes to run the query. The rows come as PageColumns."""
+def page(database, tenant, limit, after=None, answers=True, filters=None):
+    """Up to `limit` of the tenant's sources that match `filters`, in list
+    order after the (created_at, id) position `after`, each with its row
+    version and the total matching (read by the same statement, so a page
+    and its total always agree), and its answer JSON unless `answers` is
+    false; served by the (tenant_id, [filtered column,] created_at, id)
+    indexes. No model is built: Peewee takes longer to fill 26 models than
+    SQLite takes to run the query. The rows come as PageColumns."""
+    filters = filters or {}
     after_time, after_id = after or (None, None)
-    cursor = PAGES[after is None, answers].run(
-        database, tenant=tenant, limit=limit, after_time=after_time, after_id=after_id
+    statement = PAGES[after is None, answers, filter_shape(filters)]
+    values = filter_values(filters)
+    cursor = statement.run(
+        database, tenant=tenant, limit=limit, after_time=after_time, after_id=after_id, **values
     )
     rows = cursor.fetchall()
     return PageColumns._make(zip(*rows, strict=True)) if rows else NO_ROWS
+
+
+def total(database, tenant, filters=None):
+    """The number of the tenant's sources that match `filters` (see `page`)."""
+    filters = filters or {}
+    statement = TOTALS[(filter_shape(filters),)]
+    counted = statement.run(database, tenant=tenant, **filter_values(filters)).fetchall()
+    return sum(number for (number,) in counted)  # no counter row yet: 0
 
 
 def position(columns, index):
@@ -240,13 +375,35 @@ def insert(database, data):
     return written(database, INSERT, **values)
 
 
-def update_statement(changed, conditional):
+def conditions(expected, tags):
+    """The source of a key, and with `expected`, at that row version; with
+    `tags` (a count), also one of that many (id, row_version) pairs."""
+    where = of_key()
+    if expected:
+        where.append(DataSource.row_version == param("expected"))
+    if tags:
+        pairs = [
+            (DataSource.id == param(f"tag_id_{i}"))
+            & (DataSource.row_version == param(f"tag_version_{i}"))
+            for i in range(tags)
+        ]
+        where.append(functools.reduce(operator.or_, pairs))
+    return where
+
+
+def tag_values(tags):
+    """The parameters of `conditions`' (id, row_version) pairs."""
+    values = {}
+    for i, (source_id, row_version) in enumerate(tags):
+        values[f"tag_id_{i}"], values[f"tag_version_{i}"] = source_id, row_version
+    return values
+
+
+def update_statement(changed, conditional, tags):
     def build(database):
         update = {field: param(field.name) for field in FIELDS if field.name in changed}
         update[DataSource.row_version] = DataSource.row_version + 1
-        where = of_key()
-        if conditional:
-            where.append(DataSource.row_version == param("expected"))
+        where = conditions(conditional, tags)
         return DataSource.update(update).where(*where).returning(*returned(database))
 
     return Statement(build)
@@ -255,21 +412,30 @@ def update_statement(changed, conditional):
 UPDATES = Shapes(update_statement)
 
 
-def update(database, tenant, key, changes, now, expected=None):
+def update(database, tenant, key, changes, now, expected=None, tags=()):
     """One conditional UPDATE of the `changes`, bumping the row version (only
-    from `expected`, if given); the (id, row_version, answer), or None."""
+    from `expected`, if given, and only at one of the (id, row_version)
+    `tags`, if any); the (id, row_version, answer), or None."""
     values = {name: stored(DataSource._meta.fields[name], v) for name, v in changes.items()}
     values["updated_at"] = stored(DataSource.updated_at, now)
-    statement = UPDATES[frozenset(values), expected is not None]
+    statement = UPDATES[frozenset(values), expected is not None, len(tags)]
+    values |= tag_values(tags)
     return written(database, statement, tenant=tenant, key=key, expected=expected, **values)
 
 
-DELETE = Statement(lambda database: DataSource.delete().where(*of_key()))
+def delete_statement(conditional, tags):
+    return Statement(lambda database: DataSource.delete().where(*conditions(conditional, tags)))
 
 
-def delete(database, tenant, key):
-    """DELETE the source; whether there was one."""
-    return DELETE.run(database, tenant=tenant, key=key).rowcount > 0
+DELETES = Shapes(delete_statement)
+
+
+def delete(database, tenant, key, expected=None, tags=()):
+    """DELETE the source (only at row version `expected` and one of the
+    `tags`, if given); whether there was one."""
+    statement = DELETES[expected is not None, len(tags)]
+    values = tag_values(tags)
+    return statement.run(database, tenant=tenant, key=key, expected=expected, **values).rowcount > 0
 
 
 COUNT_ADD = Statement(
@@ -280,11 +446,6 @@ COUNT_ADD = Statement(
         update={TenantCount.sources: TenantCount.sources + param("delta")},
     )
 )
-COUNT = Statement(
-    lambda database: TenantCount.select(TenantCount.sources).where(
-        TenantCount.tenant_id == param("tenant")
-    )
-)
 
 
 def count_add(database, tenant, delta):
@@ -292,8 +453,7 @@ def count_add(database, tenant, delta):
 
 
 def count(database, tenant):
-    counted = COUNT.run(database, tenant=tenant).fetchall()
-    return sum(sources for (sources,) in counted)  # no row yet: 0
+    return total(database, tenant)
 
 
 # Answers are written by the database: a source row as JSON text, in the
@@ -366,4 +526,137 @@ def include_name(name, type_, parent_names):
     """For a host's Alembic (Flask-Migrate) sharing our database: leaves our
     tables out of what its autogenerate compares, so `flask db migrate`
     never drops them. `Migrate(app, db, include_name=include_name)`."""
-    return type_ != "table" or name not in TABLES
+    return type_ != "table" or not ours(name)
+
+
+def ours(table):
+    """Whether a table is the service's: TABLES, and on SQLite the search
+    table with FTS5's own tables beside it."""
+    return table in TABLES or table == SEARCH or table.startswith(SEARCH + "_")
+
+
+# Bulk transfer (transfer.py): the export's pages and the import's batches.
+
+ExportRow = collections.namedtuple("ExportRow", "position answer")
+
+
+def export_statement(first):
+    def build(database):
+        source = DataSource
+        query = source.select(source.created_at, source.id, answer(database))
+        query = query.where(source.tenant_id == param("tenant"))
+        if not first:
+            after = Tuple(param("after_time"), param("after_id"))
+            query = query.where(Tuple(source.created_at, source.id) > after)
+        return query.order_by(source.created_at, source.id).limit(param("limit"))
+
+    return Statement(build)
+
+
+EXPORT_PAGES = Shapes(export_statement)
+
+
+def export_page(database, tenant, limit, after=None):
+    """Up to `limit` of the tenant's sources in list order, after the
+    `position` of an earlier ExportRow, as the list's pages are read (the
+    (tenant_id, created_at, id) index); ExportRows."""
+    after_time, after_id = after or (None, None)
+    cursor = EXPORT_PAGES[(after is None,)].run(
+        database, tenant=tenant, limit=limit, after_time=after_time, after_id=after_id
+    )
+    return [ExportRow(row[:2], row[2]) for row in cursor.fetchall()]
+
+
+TENANTS = Statement(
+    lambda database: (
+        TenantCount.select(TenantCount.tenant_id)
+        .where(TenantCount.sources > 0, TenantCount.tenant_id > param("after"))
+        .order_by(TenantCount.tenant_id)
+        .limit(param("limit"))
+    )
+)
+
+
+def tenants(database, limit, after=""):
+    """Up to `limit` tenants that have sources (by their counters), in
+    order, after the tenant `after`."""
+    return [tenant for (tenant,) in TENANTS.run(database, limit=limit, after=after).fetchall()]
+
+
+def read_snapshot(database):
+    """A transaction whose reads all see one state of the database: SQLite's
+    read transaction (WAL), PostgreSQL's REPEATABLE READ."""
+    if isinstance(database, SqliteDatabase):
+        return database.atomic()
+    return database.atomic(isolation_level="REPEATABLE READ READ ONLY")
+
+
+BATCH_ROWS = 256  # rows per SQLite INSERT statement: compiled for 256, 128, ... 1
+
+
+def insert_batch_statement(size):
+    """SQLite: `size` rows of named parameters. PostgreSQL: every row in one
+    JSON parameter, whatever the size (psycopg parses a statement's
+    placeholders again at each run past 4 kB of SQL, at some 10 µs each)."""
+
+    def build(database):
+        if isinstance(database, SqliteDatabase):
+            rows = [{field: param(f"{field.name}.{i}") for field in FIELDS} for i in range(size)]
+            insert = DataSource.insert_many(rows)
+        else:
+            types = ", ".join(f"{field.column_name} {record_type(field)}" for field in FIELDS)
+            records = NodeList((fn.jsonb_to_recordset(param("rows")), SQL(f"AS t({types})")))
+            insert = DataSource.insert_from(DataSource.select(SQL("*")).from_(records), FIELDS)
+        target = [DataSource.tenant_id, DataSource.key]
+        insert = insert.on_conflict("NOTHING", conflict_target=target)
+        return insert.returning(DataSource.key)
+
+    return Statement(build)
+
+
+def record_type(field):
+    if isinstance(field, JSONField):
+        return "jsonb"
+    if isinstance(field, DateTimeField):
+        return "timestamp"
+    return "bigint" if isinstance(field, BigIntegerField) else "text"
+
+
+INSERT_BATCHES = Shapes(insert_batch_statement)
+BATCH_NAMES = [[f"{field.name}.{i}" for field in FIELDS] for i in range(BATCH_ROWS)]
+
+
+def insert_batch(database, rows):
+    """INSERT sources (each of `rows` names every field), but none whose
+    (tenant, key) exists; the keys inserted. On SQLite, multi-row statements
+    of at most BATCH_ROWS rows, in sizes that are powers of two, so a few
+    shapes serve any batch; on PostgreSQL, one statement."""
+    if not rows:
+        return set()
+    if not isinstance(database, SqliteDatabase):
+        records = [{f.column_name: record_value(data[f.name]) for f in FIELDS} for data in rows]
+        cursor = INSERT_BATCHES[(0,)].run(database, rows=json_text(records))
+        return {key for (key,) in cursor.fetchall()}
+    inserted, start = set(), 0
+    while start < len(rows):
+        size = min(BATCH_ROWS, 1 << (len(rows) - start).bit_length() - 1)
+        values = {}
+        for names, data in zip(BATCH_NAMES, rows[start : start + size], strict=False):
+            values.update(zip(names, [stored(f, data[f.name]) for f in FIELDS], strict=True))
+        cursor = INSERT_BATCHES[(size,)].run(database, **values)
+        inserted.update(key for (key,) in cursor.fetchall())
+        start += size
+    return inserted
+
+
+def record_value(value):
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
+def analyze(database):
+    """Fresh planner statistics after a bulk import: with none, PostgreSQL
+    estimates a few rows and reads a tenant's pages by sorting all of it."""
+    if not isinstance(database, SqliteDatabase):
+        with database.atomic():
+            database.execute_sql("SET LOCAL statement_timeout = 0")
+            database.execute_sql(f"ANALYZE {DataSource._meta.table_name}")

@@ -1,4 +1,6 @@
-"""Request logs, request ids and Prometheus metrics for the API's blueprint.
+"""Request logs, request ids and Prometheus metrics for the API's blueprint;
+the log lines of what goes wrong: a refusal's problem title, an unhandled
+exception's traceback (its messages left out), a database failure's cause.
 
 The hooks go on our blueprint only, so a host's requests are never logged,
 counted or timed by us. Log records go to the `datasources` logger; the
@@ -15,6 +17,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 
 from flask import current_app, g, has_request_context, request
 from prometheus_client import (
@@ -49,18 +52,49 @@ LATENCY = Histogram(
 )
 DATABASE_ERRORS = Counter(
     "datasources_database_errors_total",
-    "Requests answered 503 because the database failed, by error class.",
+    "Requests that failed on the database (answered 503), by cause.",
     ["error"],
 )
+
+# What went wrong, read from the driver's text (psycopg's and sqlite3's own
+# words; connection failures carry no SQLSTATE). The first that matches names
+# the cause; each is a label of DATABASE_ERRORS, exported at 0 from the start.
+DATABASE_CAUSES = {
+    "connection_refused": r"connection refused",
+    "connect_timeout": r"timeout expired|timed out",
+    "statement_timeout": r"statement timeout",
+    "lock_timeout": r"lock timeout",
+    "authentication_failed": r"authentication|pg_hba\.conf|no password supplied|role .* does",
+    "unknown_database": r"database .* does not exist",
+    "unknown_host": r"resolve host|translate host name|name or service not known",
+    "too_many_connections": r"too many (connections|clients)|connection slots",
+    "server_not_ready": r"database system is (starting|shutting|in recovery)",
+    "connection_lost": r"closed|terminat|lost|reset|broken pipe|consuming input|ssl syscall",
+    "locked": r"database (table )?is locked",
+    "read_only": r"readonly|read-only",
+    "cannot_open": r"unable to open database",
+    "disk_full": r"disk is full|no space left",
+    "disk_error": r"disk i/o error",
+    "missing_table": r"no such (table|column)|(relation|column) .* does not exist|has no column",
+    "other": r"",  # matches anything: the last resort
+}
+CAUSES = [(name, re.compile(words)) for name, words in DATABASE_CAUSES.items()]
+SECRETS_IN_TEXT = re.compile(r"(://[^:/@\s]*:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
 
 
 def init_app(app, blueprint):
     """Per-app settings, and our hooks on `blueprint` (once, before its
     first registration: Flask refuses new hooks after it)."""
-    app.extensions[EXTENSION] = app.extensions["datasources"].settings.metrics
+    metrics = app.extensions[EXTENSION] = app.extensions["datasources"].settings.metrics
     if start_request not in blueprint.before_request_funcs.get(None, ()):
         blueprint.before_request(start_request)
         blueprint.after_request(finish_request)
+    if metrics:  # every cause at 0, so an alert on its rate has a series to read
+        try:
+            for cause in DATABASE_CAUSES:
+                DATABASE_ERRORS.labels(cause)
+        except OSError:
+            log.warning("metrics not recorded: the metrics folder is unavailable")
 
 
 def start_request():
@@ -85,6 +119,8 @@ def finish_request(response):
             "duration_ms": round(elapsed * 1000, 3),
             "tenant": getattr(ctx, "datasources_tenant", None),
         }
+        if status >= 400:  # why, in the problem's own words (never its detail: it may quote input)
+            fields["problem"] = getattr(response, "problem_title", None)
         # A record made here, not by `info()`: no stack walk to find the caller.
         args, extra = (method, path, status), {"datasources": fields}
         record = access_log.makeRecord(
@@ -117,13 +153,71 @@ def series(route, method, status):
     return found
 
 
-def count_database_error(exc):
-    """Count a request that failed on the database (the 503 handler calls this)."""
+def database_cause(exc):
+    """Why a database call failed, one of DATABASE_CAUSES, from the first line
+    of the driver's exception (Peewee's wraps it; later lines may quote SQL)."""
+    text = driver_text(exc).lower()
+    return next(name for name, words in CAUSES if words.search(text))
+
+
+def driver_text(exc):
+    origin = getattr(exc, "orig", None) or exc.__context__ or exc
+    return str(origin).strip().split("\n", 1)[0]
+
+
+def database_words(exc, cause):
+    """The cause in words for a log line; for an unforeseen one, the driver's
+    first line, with any URL password or `password=` value starred."""
+    if cause != "other":
+        return cause.replace("_", " ")
+    return SECRETS_IN_TEXT.sub(hidden, driver_text(exc))[:200]
+
+
+def count_database_error(cause):
+    """Count a request that failed on the database (errors.py calls this)."""
     if current_app.extensions.get(EXTENSION):
         try:
-            DATABASE_ERRORS.labels(type(exc).__name__).inc()
+            DATABASE_ERRORS.labels(cause).inc()
         except OSError:
             log.warning("metrics not recorded: the metrics folder is unavailable")
+
+
+def hidden(found):
+    """A URL's password or a `password=` value, starred."""
+    return f"{found[1]}***@" if found[1] else f"{found[2]}***"
+
+
+def log_unhandled(exc):
+    """One ERROR record for an exception no handler expected, with its
+    traceback: every frame, and each chained exception's class, but never
+    their messages, which may quote a body, a token or a setting."""
+    if log.isEnabledFor(logging.ERROR):
+        args = (type(exc).__name__, request.method, request.path)
+        record = log.makeRecord(
+            log.name, logging.ERROR, __file__, 0, "unhandled %s in %s %s", args, None
+        )
+        record.exc_text = safe_traceback(exc)  # what formatters print for exc_info
+        log.handle(record)
+
+
+def safe_traceback(exc):
+    """The traceback Python would print, each exception's message left out."""
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    parts = []
+    for exc in reversed(chain):
+        kind = type(exc)
+        name = kind.__qualname__
+        name = name if kind.__module__ == "builtins" else f"{kind.__module__}.{name}"
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+        frames = "".join(traceback.extract_tb(exc.__traceback__).format())
+        parts.append(
+            f"Traceback (most recent call last):\n{frames}{name}"
+            f"{f' ({code})' if code else ''}: (message not logged)"
+        )
+    return "\n\nwhich led to:\n\n".join(parts)
 
 
 def metrics_view():
@@ -185,6 +279,13 @@ def timestamp(created):
     return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
+def traceback_text(record):
+    """A record's traceback, messages left out (see `safe_traceback`)."""
+    if record.exc_text is None and record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = safe_traceback(record.exc_info[1])
+    return record.exc_text
+
+
 def request_fields(record):
     """The access line's fields, or the current request's id for other records."""
     fields = getattr(record, "datasources", None)
@@ -204,6 +305,9 @@ class JsonFormatter(logging.Formatter):
         fields = request_fields(record)
         if fields:
             entry.update(fields)
+        trace = traceback_text(record)
+        if trace:
+            entry["traceback"] = trace
         return to_json(entry).decode()
 
 
@@ -213,11 +317,14 @@ class TextFormatter(logging.Formatter):
         fields = request_fields(record)
         if record.name == access_log.name and fields:
             path = fields["path"]
+            problem = f' problem="{fields["problem"]}"' if fields.get("problem") else ""
             return (
                 f"{head} {fields['method']} {path if path.isprintable() else repr(path)} "
                 f"{fields['status']} {fields['duration_ms']}ms tenant={fields['tenant'] or '-'} "
-                f"request_id={fields['request_id']}"
+                f"request_id={fields['request_id']}{problem}"
             )
         message = record.getMessage()
         line = f"{head}: {message if message.isprintable() else repr(message)}"
-        return f"{line} request_id={fields['request_id']}" if fields else line
+        line = f"{line} request_id={fields['request_id']}" if fields else line
+        trace = traceback_text(record)
+        return f"{line}\n{trace}" if trace else line

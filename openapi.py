@@ -12,6 +12,7 @@ pinned swagger-ui-bundle-v2 package (deployments may have no internet).
 import copy
 import html
 import json
+import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -19,8 +20,10 @@ from flask import current_app, send_from_directory
 from marshmallow import Schema, fields, validate
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
+from werkzeug.http import HTTP_STATUS_CODES
 
 from datasources.schemas import (
+    AnyOf,
     JSONObject,
     Text,
     delete_query_schema,
@@ -33,6 +36,145 @@ from datasources.schemas import (
 # characters but tab, newline and return; lone surrogates are refused too.
 STORABLE_TEXT = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
 SECURITY = [{"bearerAuth": []}]
+TAG = "Data sources"
+TEXT_RULE = "No C0 control character but tab, newline and carriage return, and no lone surrogate."
+JSON_RULE = (
+    "Its strings, keys included, follow the text rule (no C0 control character but tab, "
+    "newline and carriage return, no lone surrogate), it nests at most 32 levels, and numbers "
+    "from 1e16 up are kept as the whole numbers they are and -0.0 as 0.0, so every read "
+    "answers what the write answered. Anything else is a 400."
+)
+
+# The reference's data source (its list example), in its order.
+EXAMPLE = {
+    "id": "ds_001",
+    "tenantId": "t_001",
+    "key": "crm-customers",
+    "name": "CRM Customer Export",
+    "description": "Daily customer data export from Salesforce.",
+    "connectorKey": "salesforce",
+    "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
+    "fileFormat": None,
+    "syncMode": "incremental",
+    "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
+    "schemaKey": "customers",
+    "status": "active",
+    "lastSyncAt": "2026-03-16T02:00:00.000Z",
+    "lastSyncStatus": "success",
+    "recordCount": 45000,
+    "rowVersion": 3,
+    "createdAt": "2026-03-01T12:00:00.000Z",
+    "updatedAt": "2026-03-16T02:00:00.000Z",
+}
+CREATE_EXAMPLE = {  # the reference's example request
+    name: EXAMPLE[name]
+    for name in ("key", "name", "description", "connectorKey", "sourceConfig", "syncMode")
+    + ("schedule", "schemaKey", "status")
+}
+CREATED_EXAMPLE = {
+    **EXAMPLE,
+    "lastSyncAt": None,
+    "lastSyncStatus": None,
+    "recordCount": 0,
+    "rowVersion": 1,
+    "updatedAt": EXAMPLE["createdAt"],
+}
+UPDATE_EXAMPLE = {"key": "crm-customers", "status": "paused", "rowVersion": 3}
+UPDATED_EXAMPLE = {
+    **EXAMPLE,
+    "status": "paused",
+    "rowVersion": 4,
+    "updatedAt": "2026-03-17T09:30:00.000Z",
+}
+PAGE_EXAMPLE = {
+    "data": [EXAMPLE],
+    "pagination": {"total": 4, "limit": 25, "hasMore": False, "nextCursor": None},
+}
+ETAG_EXAMPLE = '"ds_001.3"'
+CONFLICT_EXAMPLE = {
+    "type": "urn:datasources:concurrency-conflict",
+    "title": "Optimistic concurrency conflict",
+    "status": 409,
+    "detail": "rowVersion mismatch.",
+    "current": EXAMPLE,
+}
+
+FIELDS = {  # every field of the object: what it means, after the reference
+    "id": "Made by the service: `ds_` and 20 random hex digits.",
+    "tenantId": "The caller's tenant, from its credentials only.",
+    "key": "Unique identifier key within the tenant, 1-255 characters; PUT and DELETE "
+    "name the source by it. " + TEXT_RULE,
+    "name": "Display name, 1-255 characters. " + TEXT_RULE,
+    "description": 'Description. Default "". ' + TEXT_RULE,
+    "connectorKey": 'Connector type key (e.g. "s3", "snowflake", "kafka"). Default "". '
+    + TEXT_RULE,
+    "sourceConfig": "Connector-specific source configuration: a JSON object with any values. "
+    "Default {}. " + JSON_RULE,
+    "fileFormat": 'File format for file-based sources (e.g. "csv", "parquet", "json"), '
+    "or null (the default). " + TEXT_RULE,
+    "syncMode": "`full_refresh` (the default): replace all data on each sync; `incremental`: "
+    "only new or changed records since the last sync; `cdc`: change data capture for "
+    "real-time streaming.",
+    "schedule": "When the platform syncs the source: `{}` (manual runs only, the default) or "
+    '`{"cron": "<minute hour day-of-month month day-of-week>", "timezone": "<IANA zone>"}`: '
+    "a standard 5-field cron expression (names such as MON and JAN allowed; 6- and 7-field "
+    "forms, `@daily` shorthands and expressions that can never fire are 400s) and an "
+    "optional IANA time zone (absent: UTC).",
+    "schemaKey": "Target schema key for data loading, or null (the default). " + TEXT_RULE,
+    "status": "`draft` (the default), `active`, `paused` or `archived`.",
+    "lastSyncAt": "Time of the last sync, or null (the default). Takes an RFC 3339 date-time "
+    "or ISO 8601's calendar date and time, basic or extended (no offset means UTC), with "
+    "nothing else in the string; answered in UTC to the millisecond.",
+    "lastSyncStatus": 'Last sync result (e.g. "success", "failed"), or null (the default). '
+    + TEXT_RULE,
+    "recordCount": "Number of records in the source, 0 to 2^63-1. Default 0.",
+    "rowVersion": "1 when created, one more on every update. On PUT, the version the change "
+    "is based on: if the stored one differs, the answer is a 409 holding the current object.",
+    "createdAt": "When the source was created, in UTC to the millisecond.",
+    "updatedAt": "When the source last changed, in UTC to the millisecond.",
+}
+WHOLE_NUMBER = (
+    " A whole number: written with a fraction or an exponent (`37310.0`, `1e3`) it is read "
+    'as that integer; `1.5`, `"5"` and `true` are refused.'
+)
+IGNORED = "Read-only: ignored, whatever its value, so a client may send back what it read."
+PROBLEM_FIELDS = {
+    "type": ("A URI naming the kind of problem; `about:blank` when the status says it all.",
+             "urn:datasources:validation-error"),
+    "title": ("A short summary of the kind of problem.", "Validation error"),
+    "status": ("The HTTP status code.", 400),
+    "detail": ("What went wrong with this request.", "Invalid or missing fields: key."),
+    "errors": ("Validation errors: field name to messages.",
+               {"key": ["Missing data for required field."]}),
+    "current": ("The data source as stored now.", EXAMPLE),
+}  # fmt: skip
+PAGINATION_FIELDS = {
+    "total": ("How many data sources the tenant has.", 4),
+    "limit": ("The page size used.", 25),
+    "hasMore": ("Whether another page follows.", False),
+    "nextCursor": ("The `cursor` of the next page, or null on the last page.", None),
+    "data": ("The page's data sources, oldest first.", [EXAMPLE]),
+    "pagination": ("Where the page sits in the list.", PAGE_EXAMPLE["pagination"]),
+}
+PARAMETERS = {
+    "limit": ("Maximum results per page, 1-100, in ASCII digits. Default 25.", 25),
+    "cursor": ("`pagination.nextCursor` of the previous page. Cursors are signed for the "
+               "caller's tenant: any other string is a 400.", None),
+    "key": ("The key of the data source.", "crm-customers"),
+    "rowVersion": ("Delete only if the source is still at this `rowVersion`; else a 409 "
+                   "with `current`.", 1),
+    "status": ("Only sources of this status, or of any of several, comma-separated.", "active"),
+    "syncMode": ("Only sources of this sync mode, or of any of several, comma-separated.",
+                 "incremental"),
+    "connectorKey": ("Only sources of this connector (exact).", "salesforce"),
+    "schemaKey": ("Only sources writing to this target schema (exact).", "crm_raw"),
+    "fileFormat": ("Only sources of this file format (exact).", "csv"),
+    "q": ("Only sources whose key or name holds this text, case-insensitively "
+          "(1-100 characters).", "customer"),
+    "updatedAfter": ("Only sources updated strictly after this ISO 8601 date-time "
+                     "(to the millisecond, as `updatedAt` is answered).",
+                     "2026-03-16T02:00:00.000Z"),
+}  # fmt: skip
 
 
 class ProblemSchema(Schema):
@@ -42,11 +184,7 @@ class ProblemSchema(Schema):
     title = fields.String(required=True)
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
-    errors = fields.Dict(
-        keys=fields.String(),
-        values=fields.List(fields.String()),
-        metadata={"description": "Validation errors: field name to messages."},
-    )
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 class ConflictSchema(ProblemSchema):
@@ -67,36 +205,37 @@ class SourcePageSchema(Schema):
     pagination = fields.Nested(PaginationSchema, required=True)
 
 
+# The schedule's shape; what a cron expression or a zone name must mean is
+# checked by schedules.py, beyond what a pattern can say.
+SCHEDULE = {
+    "additionalProperties": False,
+    "properties": {
+        "cron": {"type": "string", "pattern": r"^\S+( \S+){4}$", "example": "0 2 * * *"},
+        "timezone": {
+            "type": "string",
+            "pattern": r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+            "example": "America/New_York",
+        },
+    },
+    "dependentRequired": {"timezone": ["cron"]},
+}
+
+
 def storable(converter, field, **kwargs):
-    """Document what JSON Schema says only this way: schemas.Text's storable
-    text, schemas.JSONObject's storable values, strict integers."""
+    """What JSON Schema can say of schemas.Text's storable text and
+    schemas.JSONObject's objects (no recursive schema: generators take
+    none; FIELDS says the rest), and of whole numbers."""
     if isinstance(field, fields.Integer) and field.strict:
-        return {"description": 'A JSON integer: 1.0, true and "1" are refused.'}
+        return {"description": WHOLE_NUMBER.strip()}
     if isinstance(field, Text):
         return {"pattern": STORABLE_TEXT}
     if isinstance(field, JSONObject):
-        return {
-            "propertyNames": {"pattern": STORABLE_TEXT},
-            "additionalProperties": {"$ref": "#/components/schemas/JSONValue"},
-        }
+        return {"propertyNames": {"pattern": STORABLE_TEXT}, "additionalProperties": True}
+    if isinstance(field, AnyOf):  # one choice, or several comma-separated
+        choice = "|".join(map(re.escape, field.choices))
+        return {"type": "string", "pattern": f"^({choice})(,({choice}))*$"}
     return {}
 
-
-JSON_VALUE = {
-    "description": "Any JSON value whose strings (keys included) are storable text, "
-    "nested at most 32 levels. Numbers from 1e16 up are kept as the whole numbers they "
-    "are, and -0.0 as 0.0, so every read answers what the write answered.",
-    "anyOf": [
-        {"type": ["null", "boolean", "number"]},
-        {"type": "string", "pattern": STORABLE_TEXT},
-        {"type": "array", "items": {"$ref": "#/components/schemas/JSONValue"}},
-        {
-            "type": "object",
-            "propertyNames": {"pattern": STORABLE_TEXT},
-            "additionalProperties": {"$ref": "#/components/schemas/JSONValue"},
-        },
-    ],
-}
 
 ERRORS = {
     400: ("BadRequest", "Validation error, malformed JSON or a bad query parameter."),
@@ -107,6 +246,7 @@ ERRORS = {
     409: ("Conflict", "A data source with this key already exists in the tenant."),
     413: ("PayloadTooLarge", "The body is over the configured size (default 1 MiB)."),
     415: ("UnsupportedMediaType", "The body is not sent as UTF-8 `application/json`."),
+    428: ("PreconditionRequired", "This deployment needs `If-Match` or a `rowVersion`."),
     503: ("ServiceUnavailable", "The database is unavailable; retry after `Retry-After`."),
 }
 HEADERS = {
@@ -114,12 +254,33 @@ HEADERS = {
     405: {"Allow": "The methods the collection answers."},
     503: {"Retry-After": "Seconds to wait before retrying."},
 }
+PROBLEM_EXAMPLES = {
+    400: {"type": "urn:datasources:validation-error", "title": "Validation error",
+          "detail": "Invalid or missing fields: key.",
+          "errors": {"key": ["Missing data for required field."]}},
+    401: {"detail": "A bearer token is required."},
+    403: {"detail": "This operation needs the editor role."},
+    404: {"detail": "No data source has key 'crm-customers'."},
+    405: {"detail": "The method is not allowed for the requested URL."},
+    409: {"detail": "A data source with key 'crm-customers' already exists."},
+    413: {"detail": "The data value transmitted exceeds the capacity limit."},
+    415: {"detail": "The body must be sent as Content-Type: application/json."},
+    428: {"title": "Precondition required",
+          "detail": "This write needs an If-Match header or a rowVersion."},
+    503: {"detail": "The database is unavailable; try again shortly."},
+}  # fmt: skip
 
 
-def problem_response(status, schema="Problem", description=None):
+def problem_example(status):
+    return {"type": "about:blank", "title": HTTP_STATUS_CODES[status], "status": status,
+            **PROBLEM_EXAMPLES[status]}  # fmt: skip
+
+
+def problem_response(status, schema="Problem", description=None, example=None):
+    content = {"schema": schema, "example": example or problem_example(status)}
     response = {
         "description": description or ERRORS[status][1],
-        "content": {"application/problem+json": {"schema": schema}},
+        "content": {"application/problem+json": content},
     }
     if status in HEADERS:
         response["headers"] = {
@@ -139,19 +300,58 @@ def request_schema(component):
     body = copy.deepcopy(component)
     for name, prop in body["properties"].items():
         if prop.get("readOnly"):
-            body["properties"][name] = {"readOnly": True, "description": "Ignored."}
+            body["properties"][name] = {"readOnly": True, "description": IGNORED}
     return body
 
 
-def json_request(name):
-    return {"required": True, "content": {"application/json": {"schema": name}}}
+def json_request(name, example):
+    """A JSON body; its example is what Swagger UI's "Try it out" pre-fills."""
+    content = {"schema": name, "example": example}
+    return {"required": True, "content": {"application/json": content}}
 
 
-def json_response(description, schema, links=None):
-    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+def json_response(description, schema, example, links=None, headers=None):
+    content = {"application/json": {"schema": schema, "example": example}}
+    response = {"description": description, "content": content}
     if links:
         response["links"] = links
+    if headers:
+        response["headers"] = headers
     return response
+
+
+def query(schema):
+    return [{"in": "query", "schema": schema}]
+
+
+def header(name, description):
+    return {"in": "header", "name": name, "required": False, "description": description,
+            "schema": {"type": "string"}, "example": ETAG_EXAMPLE}  # fmt: skip
+
+
+ETAG = {"ETag": {"description": "The source's entity tag, `\"<id>.<rowVersion>\"`.",
+                 "schema": {"type": "string"}}}  # fmt: skip
+IF_MATCH = header(
+    "If-Match",
+    "Write only if the source is one these entity tags name (strong comparison; `*`: any); "
+    "else a 412 holding the current object.",
+)
+IF_NONE_MATCH = header("If-None-Match", "A 304 with no body when the source still has this tag.")
+KEY_IN_PATH = {
+    "in": "path",
+    "name": "key",
+    "required": True,
+    "description": "The key of the data source, percent-encoded (`/` included).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": STORABLE_TEXT},
+    "example": "crm-customers",
+}
+PRECONDITION_FAILED = {
+    "description": "`If-Match` names no current version; `current` is the stored object.",
+    "content": {"application/problem+json": {"schema": "ConcurrencyConflict", "example": {
+        **CONFLICT_EXAMPLE, "type": "urn:datasources:precondition-failed",
+        "title": "Precondition failed", "status": 412,
+        "detail": "If-Match names no current version of the source."}}},
+}  # fmt: skip
 
 
 NEXT_PAGE = {
@@ -170,6 +370,96 @@ LINKS = {
         "parameters": {"key": "$response.body#/key"},
     },
 }
+OPERATIONS = {
+    "get": {
+        "operationId": "listDataSources",
+        "summary": "List data sources",
+        "description": "One page of the caller's tenant's data sources, ordered by creation "
+        "date (oldest first), with keyset pagination: pass `pagination.nextCursor` back as "
+        "`cursor` for the next page. Needs the viewer role.",
+        "parameters": query(list_query_schema),
+        "responses": {
+            "200": json_response("One page of the tenant's sources.", "DataSourcePage",
+                                 PAGE_EXAMPLE, NEXT_PAGE),
+            **errors(400, 401, 403, 503),
+        },
+    },
+    "post": {
+        "operationId": "createDataSource",
+        "summary": "Create a data source",
+        "description": "Creates a new data source configuration, with `rowVersion` 1. "
+        "Read-only fields sent are ignored; unknown fields are a 400. Needs the editor role.",
+        "requestBody": json_request("DataSourceCreate", CREATE_EXAMPLE),
+        "responses": {
+            "201": json_response("The created data source.", "DataSource", CREATED_EXAMPLE,
+                                 LINKS, ETAG),
+            **errors(400, 401, 403, 409, 413, 415, 503),
+        },
+    },
+    "put": {
+        "operationId": "updateDataSource",
+        "summary": "Update a data source",
+        "description": "Changes only the fields given of the data source named by `key`, and "
+        "increments its `rowVersion`. With `rowVersion`, only if that is still the stored "
+        "version: else a 409 holding the current object. Needs the editor role.",
+        "parameters": [IF_MATCH],
+        "requestBody": json_request("DataSourceUpdate", UPDATE_EXAMPLE),
+        "responses": {
+            "200": json_response("The updated data source.", "DataSource", UPDATED_EXAMPLE,
+                                 headers=ETAG),
+            "409": problem_response(409, "ConcurrencyConflict",
+                                    "rowVersion mismatch; `current` is the stored object.",
+                                    CONFLICT_EXAMPLE),
+            "412": PRECONDITION_FAILED,
+            **errors(400, 401, 403, 404, 413, 415, 428, 503),
+        },
+    },
+    "delete": {
+        "operationId": "deleteDataSource",
+        "summary": "Delete a data source",
+        "description": "Deletes the data source named by `key`; with `rowVersion` or "
+        "`If-Match`, only if it is still that version. Needs the editor role.",
+        "parameters": query(delete_query_schema) + [IF_MATCH],
+        "responses": {
+            "204": {"description": "Deleted; an empty body."},
+            "409": problem_response(409, "ConcurrencyConflict",
+                                    "rowVersion mismatch; `current` is the stored object.",
+                                    CONFLICT_EXAMPLE),
+            "412": PRECONDITION_FAILED,
+            **errors(400, 401, 403, 404, 428, 503),
+        },
+    },
+}  # fmt: skip
+SOURCE = {
+    "get": {
+        "operationId": "getDataSource",
+        "summary": "Read a data source",
+        "description": "The data source with this key in the caller's tenant, with its "
+        "entity tag; a 304 when `If-None-Match` names it. Needs the viewer role.",
+        "parameters": [KEY_IN_PATH, IF_NONE_MATCH],
+        "responses": {
+            "200": json_response("The data source.", "DataSource", EXAMPLE, headers=ETAG),
+            "304": {"description": "Not modified: `If-None-Match` names its tag.",
+                    "headers": ETAG},
+            **errors(401, 403, 404, 503),
+        },
+    },
+}  # fmt: skip
+
+
+def describe(properties, docs, examples=None):
+    """Give each property its description and example: from `docs`'
+    (description, example) pairs, or `docs` descriptions and `examples`."""
+    for name, prop in properties.items():
+        if examples is None:
+            description, example = docs[name]
+        else:
+            description, example = docs[name], examples[name]
+        if prop.get("readOnly") and "type" not in prop:
+            continue  # an ignored request field: described as such
+        if "description" in prop:  # a rule the converter documents
+            description = f"{description} {prop['description']}"
+        prop.update(description=description, examples=[example])
 
 
 def build(url_prefix):
@@ -180,16 +470,17 @@ def build(url_prefix):
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={
-            "description": "External data feeds of a tenant. GET needs the viewer role; "
-            "POST, PUT and DELETE need editor. Every error is RFC 9457 problem details."
+            "description": "External data feeds of a tenant: a connector, its source config, "
+            "sync mode and schedule, target schema, status and last sync. GET needs the viewer "
+            "role; POST, PUT and DELETE need editor. Every error is RFC 9457 problem details."
         },
+        tags=[{"name": TAG, "description": "Data sources of the caller's tenant."}],
     )
     plugin = spec.plugins[0]
     plugin.converter.add_attribute_function(storable)
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    spec.components.schema("JSONValue", JSON_VALUE)
     spec.components.schema("DataSource", schema=source_schema)
     spec.components.schema("DataSourceUpdate", schema=update_source_schema)
     spec.components.schema("Problem", schema=ProblemSchema)
@@ -197,60 +488,13 @@ def build(url_prefix):
     spec.components.schema("DataSourcePage", schema=SourcePageSchema)
     for status, (name, _) in ERRORS.items():
         spec.components.response(name, problem_response(status))
-
-    created = "The created data source."
-    spec.path(
-        path=url_prefix,
-        operations={
-            "get": {
-                "operationId": "listDataSources",
-                "summary": "List data sources, oldest first (keyset pagination).",
-                "security": SECURITY,
-                "parameters": [{"in": "query", "schema": list_query_schema}],
-                "responses": {
-                    "200": json_response(
-                        "One page of the tenant's sources.", "DataSourcePage", NEXT_PAGE
-                    ),
-                    **errors(400, 401, 403, 503),
-                },
-            },
-            "post": {
-                "operationId": "createDataSource",
-                "summary": "Create a data source; read-only fields sent are ignored.",
-                "security": SECURITY,
-                "requestBody": json_request("DataSourceCreate"),
-                "responses": {
-                    "201": json_response(created, "DataSource", LINKS),
-                    **errors(400, 401, 403, 409, 413, 415, 503),
-                },
-            },
-            "put": {
-                "operationId": "updateDataSource",
-                "summary": "Change the given fields of the source named by `key`; with "
-                "`rowVersion`, only if it is still the stored one.",
-                "security": SECURITY,
-                "requestBody": json_request("DataSourceUpdate"),
-                "responses": {
-                    "200": json_response("The updated data source.", "DataSource"),
-                    "409": problem_response(
-                        409, "ConcurrencyConflict", "rowVersion mismatch; `current` is stored."
-                    ),
-                    **errors(400, 401, 403, 404, 413, 415, 503),
-                },
-            },
-            "delete": {
-                "operationId": "deleteDataSource",
-                "summary": "Delete the source named by `key`.",
-                "security": SECURITY,
-                "parameters": [{"in": "query", "schema": delete_query_schema}],
-                "responses": {
-                    "204": {"description": "Deleted."},
-                    **errors(400, 401, 403, 404, 503),
-                },
-            },
-        },
-    )
+    for path, operations in ((url_prefix, OPERATIONS), (f"{url_prefix}/{{key}}", SOURCE)):
+        operations = copy.deepcopy(operations)
+        for operation in operations.values():
+            operation.update(tags=[TAG], security=SECURITY)
+        spec.path(path=path, operations=operations)
     document = spec.to_dict()
+
     schemas = document["components"]["schemas"]
     # Every response carries every field, in the reference's order.
     schemas["DataSource"]["required"] = list(schemas["DataSource"]["properties"])
@@ -261,6 +505,28 @@ def build(url_prefix):
     schemas["DataSourceUpdate"] = request_schema(schemas["DataSourceUpdate"])
     for prop in schemas["DataSourceUpdate"]["properties"].values():
         prop.pop("default", None)  # an update changes only the fields given
+    for name in ("DataSource", "DataSourceCreate", "DataSourceUpdate"):
+        describe(schemas[name]["properties"], FIELDS, EXAMPLE)
+        schedule = schemas[name]["properties"]["schedule"]
+        schedule.pop("propertyNames", None)
+        schedule.update(SCHEDULE)
+    schemas["DataSource"]["description"] = "A data source, as every answer holds it."
+    schemas["DataSourceCreate"]["description"] = "A new data source: `key` and `name` needed."
+    schemas["DataSourceUpdate"]["description"] = "The fields to change of the source `key`."
+    for name in ("Problem", "ConcurrencyConflict"):
+        describe(schemas[name]["properties"], PROBLEM_FIELDS)
+    for name in ("Pagination", "DataSourcePage"):
+        describe(schemas[name]["properties"], PAGINATION_FIELDS)
+    for operation in document["paths"][url_prefix].values():
+        for parameter in operation.get("parameters", ()):
+            if parameter["in"] == "query":
+                parameter["description"], example = PARAMETERS[parameter["name"]]
+                # Swagger UI's "Try it out" fills in a parameter's example, so only
+                # a required one has one; an optional filter's is its schema's.
+                if example is not None and parameter["required"]:
+                    parameter["example"] = example
+                elif example is not None:
+                    parameter["schema"]["examples"] = [example]
     return document
 
 

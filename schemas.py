@@ -8,7 +8,9 @@ import json
 import re
 
 import orjson
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+from datasources.schedules import validate_schedule
 
 SYNC_MODES = ("full_refresh", "incremental", "cdc")
 STATUSES = ("draft", "active", "paused", "archived")
@@ -75,15 +77,28 @@ class JSONObject(fields.Dict):
         return canonical_numbers(mapping)
 
 
+# RFC 3339, or ISO 8601's calendar date and time in basic or extended form.
+# Python's fromisoformat alone ignores characters (`02:00:00\x00Z`, `+00:00.5`
+# are read as `02:00:00Z`): only what this grammar matches whole reaches it.
+ISO_DATE_TIME = re.compile(
+    r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}[Tt ]"
+    r"[0-9]{2}(?::?[0-9]{2}(?::?[0-9]{2}(?:[.,][0-9]+)?)?)?"
+    r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2}(?::?[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?",
+    re.ASCII,
+)
+
+
 class UTCDateTime(fields.AwareDateTime):
-    """Any ISO 8601 date-time (naive means UTC), kept as naive UTC to the
+    """An ISO 8601 date-time (naive means UTC), kept as naive UTC to the
     millisecond; written back as `2026-03-16T02:00:00.000Z`."""
 
     def __init__(self, **kwargs):
         super().__init__(default_timezone=datetime.UTC, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, str) or not ISO_DATE_TIME.fullmatch(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        moment = super()._deserialize(value.upper(), attr, data, **kwargs)
         try:
             moment = moment.astimezone(datetime.UTC)
         except OverflowError as exc:
@@ -99,8 +114,22 @@ def format_time(moment):
     return f"{moment.isoformat(timespec='milliseconds')}Z"
 
 
+class WholeNumber(fields.Integer):
+    """JSON Schema's integer: a JSON number with no fraction, however it is
+    written (`37310`, `37310.0`, `1e3`), read as an IEEE double when written
+    with a fraction or an exponent. `1.5`, `"5"` and `true` are refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def count(**kwargs):
-    return fields.Integer(strict=True, validate=validate.Range(0, INT64_MAX), **kwargs)
+    return WholeNumber(validate=validate.Range(0, INT64_MAX), **kwargs)
 
 
 class DataSourceSchema(Schema):
@@ -111,14 +140,19 @@ class DataSourceSchema(Schema):
     key = Text(required=True, validate=validate.Length(1, 255))
     name = Text(required=True, validate=validate.Length(1, 255))
     description = Text(load_default="")
-    connector_key = Text(data_key="connectorKey", load_default="")
+    # Identifiers, each indexed for list filters: 255 characters, as `key`.
+    connector_key = Text(data_key="connectorKey", validate=validate.Length(0, 255), load_default="")
     source_config = JSONObject(data_key="sourceConfig", load_default=dict)
-    file_format = Text(data_key="fileFormat", allow_none=True, load_default=None)
+    file_format = Text(
+        data_key="fileFormat", allow_none=True, validate=validate.Length(0, 255), load_default=None
+    )
     sync_mode = fields.String(
         data_key="syncMode", validate=validate.OneOf(SYNC_MODES), load_default="full_refresh"
     )
-    schedule = JSONObject(load_default=dict)
-    schema_key = Text(data_key="schemaKey", allow_none=True, load_default=None)
+    schedule = JSONObject(load_default=dict, validate=validate_schedule)
+    schema_key = Text(
+        data_key="schemaKey", allow_none=True, validate=validate.Length(0, 255), load_default=None
+    )
     status = fields.String(validate=validate.OneOf(STATUSES), load_default="draft")
     last_sync_at = UTCDateTime(data_key="lastSyncAt", allow_none=True, load_default=None)
     last_sync_status = Text(data_key="lastSyncStatus", allow_none=True, load_default=None)
@@ -141,9 +175,7 @@ class DataSourceUpdateSchema(DataSourceSchema):
     """PUT: `key` names the source; every other field is optional and only
     the fields given change. `rowVersion` asks for optimistic concurrency."""
 
-    row_version = fields.Integer(
-        data_key="rowVersion", strict=True, validate=validate.Range(-INT64_MAX, INT64_MAX)
-    )
+    row_version = WholeNumber(data_key="rowVersion", validate=validate.Range(-INT64_MAX, INT64_MAX))
     read_only = READ_ONLY
 
 
@@ -157,23 +189,55 @@ class Digits(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class AnyOf(fields.Field):
+    """A query filter of one value of `choices` or several, comma-separated;
+    loaded as a sorted tuple without repeats."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid string.")
+        values = value.split(",")
+        wrong = next((item for item in values if item not in self.choices), None)
+        if wrong is not None:
+            choices = ", ".join(self.choices)
+            raise ValidationError(f"{wrong!r} is not one of {choices} (comma-separated).")
+        return tuple(sorted(set(values)))
+
+
 class ListQuerySchema(Schema):
+    """The list's query: paging, then filters (combined with AND; see
+    models.matching). A parameter it does not know is a 400: a typo must
+    never list everything."""
+
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     limit = Digits(load_default=25, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(1, 512))
+    key = Text(validate=validate.Length(1, 255))
+    status = AnyOf(STATUSES)
+    sync_mode = AnyOf(SYNC_MODES, data_key="syncMode")
+    connector_key = Text(data_key="connectorKey", validate=validate.Length(0, 255))
+    schema_key = Text(data_key="schemaKey", validate=validate.Length(1, 255))
+    file_format = Text(data_key="fileFormat", validate=validate.Length(1, 255))
+    q = Text(validate=validate.Length(1, 100))
+    updated_after = UTCDateTime(data_key="updatedAfter")
 
 
 class DeleteQuerySchema(Schema):
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     key = Text(  # storable text: `?key=%00` would be a database error
         required=True,
         validate=validate.Length(1, 255),
         error_messages={"required": "Missing key query parameter."},
     )
+    row_version = Digits(data_key="rowVersion", validate=validate.Range(0, INT64_MAX))
 
 
 source_schema = DataSourceSchema()

@@ -7,14 +7,22 @@ a host sets the keys in its own config (see README.md, "Embedding").
 
 import dataclasses
 import logging
+import re
 import types
 
 from flask import current_app
 
 PREFIX = "DATASOURCES_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+# An origin as browsers send it: a scheme and a host name or IPv4 address,
+# maybe a port. No path, and none of the characters flask-cors reads as a regex.
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[a-z0-9.-]+(:[0-9]{1,5})?", re.IGNORECASE)
 
 log = logging.getLogger("datasources")
+# Config keys whose values are secret when no connector schema says (lower-cased, `-` as `_`).
+SECRET_NAMES = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey")
+SECRET_NAMES += ("access_key", "private_key", "authorization", "credentials", "service_account")
+SECRET_NAMES += ("keyfile",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +42,13 @@ class Settings:
     statement_timeout_ms: int = 5000  # PostgreSQL; 0: none
     retry_after_seconds: int = 5
     answer_cache_bytes: int = 4 * 1024 * 1024  # list answers kept per worker; 0: none
+    require_precondition: bool = False  # PUT and DELETE need If-Match or a rowVersion
     log_format: str = "json"  # or "text"; the standalone service's stdout lines
     metrics: bool = True
+    cors_origins: tuple = ()  # browser front ends' origins allowed to call the API; "*": any
+    connectors_dir: str | None = None  # a folder of connector JSON files: added, or replacing
+    connectors_strict: bool = False  # true: a connectorKey no connector has is a 400
+    secret_names: tuple = SECRET_NAMES  # config keys holding one of these are secret
 
     @classmethod
     def from_config(cls, config):
@@ -59,11 +72,17 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{PREFIX}{name.upper()} must be one of {', '.join(allowed)}.")
+        for origin in self.cors_origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{PREFIX}CORS_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path, as a browser sends it) nor *."
+                )
 
 
 def parse(name, kind, value):
     """`value` (a string from the environment, or a host's Python value) as
-    `kind`: int, bool, str, or any of them or None."""
+    `kind`: int, bool, str, tuple (of strings), or any of them or None."""
     optional = isinstance(kind, types.UnionType)
     kind = next(k for k in kind.__args__ if k is not type(None)) if optional else kind
     if value is None or (optional and value == ""):
@@ -72,6 +91,8 @@ def parse(name, kind, value):
         raise ValueError(f"{name} must be set.")
     if kind is bool:
         return flag(name, value)
+    if kind is tuple:
+        return words(name, value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"{name} must be a whole number.")
@@ -80,6 +101,14 @@ def parse(name, kind, value):
         except ValueError:
             raise ValueError(f"{name} must be a whole number, not {value!r}.") from None
     return str(value).strip()
+
+
+def words(name, value):
+    """A comma-separated list (or a host's list of strings), blanks dropped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{name} must be a comma-separated list.")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def flag(name, value):

@@ -35,6 +35,10 @@ SOURCE_CONFIG = json.dumps(
     {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"}
 )
 SCHEDULE = json.dumps({"cron": "0 2 * * *", "timezone": "America/New_York"})
+# A realistic mix: every 4th source of a status, 6 connectors, 3 sync modes.
+STATUSES = ("active", "paused", "draft", "archived")
+CONNECTORS = ("salesforce", "s3", "postgres", "snowflake", "kafka", "http")
+SYNC_MODES = ("incremental", "full_refresh", "cdc")
 
 
 def token(tenant, role="editor"):
@@ -108,19 +112,21 @@ class BenchDatabase:
             found = {source.key: source.row_version for source in query}
         return [found[key] for key in keys]
 
-    def cursor_at(self, tenant, offset):
-        """The cursor a client would hold after reading `offset` sources."""
-        with self.db.connection_context(), models.DataSource.bind_ctx(self.db):
+    def cursor_at(self, tenant, offset, where=(), filters=None):
+        """The cursor a client would hold after reading `offset` sources (of
+        those matching `where`, the list query's `filters`)."""
+        source = models.DataSource
+        with self.db.connection_context(), source.bind_ctx(self.db):
             (position,) = (
-                models.DataSource.select(models.DataSource.created_at, models.DataSource.id)
-                .where(models.DataSource.tenant_id == tenant)
-                .order_by(models.DataSource.created_at, models.DataSource.id)
+                source.select(source.created_at, source.id)
+                .where(source.tenant_id == tenant, *where)
+                .order_by(source.created_at, source.id)
                 .offset(offset - 1)
                 .limit(1)
                 .tuples()
             )
         with self.app.app_context():
-            return write_cursor(tenant, position)
+            return write_cursor(tenant, position, filters)
 
 
 def source_row(tenant, key, position):
@@ -131,13 +137,13 @@ def source_row(tenant, key, position):
         key,
         f"Source {key}",
         "Daily customer data export from Salesforce.",
-        "salesforce",
+        CONNECTORS[(position // 4) % len(CONNECTORS)],
         SOURCE_CONFIG,
         None,
-        "incremental",
+        SYNC_MODES[(position // 24) % len(SYNC_MODES)],
         SCHEDULE,
         "customers",
-        "active",
+        STATUSES[position % len(STATUSES)],
         BASE_TIME + datetime.timedelta(days=15),
         "success",
         45000,

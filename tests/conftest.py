@@ -26,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_URL = os.environ.get("DATASOURCES_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("DATASOURCES_TEST_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 32
+COUNTED = ("data_sources", "datasources_tenant_counts", "datasources_facet_counts")
 API = "/api/v1/data-sources"
 EXAMPLE_KEY = "crm-customers"
 REFERENCE_DEFAULTS = {  # what the reference gives a source created with key and name only
@@ -80,7 +81,7 @@ def database_url(backend, request, tmp_path):
     database = connections.connect_url(url)
     models.migrate(database)
     with database.connection_context():
-        database.execute_sql("TRUNCATE data_sources, datasources_tenant_counts")
+        database.execute_sql(f"TRUNCATE {', '.join(COUNTED)}")
     close(database)
     return url
 
@@ -144,14 +145,17 @@ def api(client):
         def get(self, query=""):
             return client.get(f"{API}{query}", headers=self.headers)
 
-        def post(self, body, **kwargs):
-            return client.post(API, json=body, headers=self.headers, **kwargs)
+        def post(self, body, headers=None, **kwargs):
+            headers = {**self.headers, **(headers or {})}
+            return client.post(API, json=body, headers=headers, **kwargs)
 
-        def put(self, body, **kwargs):
-            return client.put(API, json=body, headers=self.headers, **kwargs)
+        def put(self, body, headers=None, **kwargs):
+            headers = {**self.headers, **(headers or {})}
+            return client.put(API, json=body, headers=headers, **kwargs)
 
-        def delete(self, key):
-            return client.delete(API, query_string={"key": key}, headers=self.headers)
+        def delete(self, key, headers=None):
+            headers = {**self.headers, **(headers or {})}
+            return client.delete(API, query_string={"key": key}, headers=headers)
 
     return Api()
 
@@ -170,7 +174,7 @@ def empty_tables(app):
     run many examples on one database)."""
     database = database_of(app)
     with database.connection_context():
-        for table in ("data_sources", "datasources_tenant_counts"):
+        for table in COUNTED:
             database.execute_sql(f"DELETE FROM {table}")
 
 

@@ -6,6 +6,7 @@ the test's own that it may stop and start (never the shared server).
         .url, .pid, .workers(), .stop(sig), .log()
     Postgres()
         .url, .start(), .stop(), .sql(query, *params)
+    read_response(sock)               one raw HTTP/1.1 answer: status, headers, body
 
 Both are context managers that clean up every process they started. As root,
 PostgreSQL runs as `postgres` (it refuses root), and gunicorn can be made to
@@ -61,6 +62,33 @@ def wait_for(predicate, timeout=20.0, what="condition"):
             return value
         time.sleep(0.05)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+def read_response(sock):
+    """One HTTP/1.1 response read from `sock`, framed by its Content-Length:
+    (status, headers by lower-case name, body). EOFError if the connection
+    ends before the response does."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += receive(sock, data)
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers["content-length"])
+    while len(body) < length:
+        body += receive(sock, body)
+    assert len(body) == length, "bytes past the response"  # nothing was sent after it
+    return int(status_line.split()[1]), headers, body
+
+
+def receive(sock, so_far):
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise EOFError(f"the connection ended after {len(so_far)} bytes: {so_far[:200]!r}")
+    return chunk
 
 
 class Gunicorn:

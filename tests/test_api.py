@@ -180,10 +180,12 @@ VALIDATION = [
         "lastSyncAt",
         "Out of the representable date range.",
     ),
+    ({"key": "k", "name": "n", "connectorKey": "c" * 256}, "connectorKey", None),
+    ({"key": "k", "name": "n", "schemaKey": "s" * 256}, "schemaKey", None),
+    ({"key": "k", "name": "n", "fileFormat": "f" * 256}, "fileFormat", None),
     ({"key": "k", "name": "n", "recordCount": -1}, "recordCount", None),
     ({"key": "k", "name": "n", "recordCount": 2**63}, "recordCount", None),
     ({"key": "k", "name": "n", "recordCount": 1.5}, "recordCount", "Not a valid integer."),
-    ({"key": "k", "name": "n", "recordCount": 1.0}, "recordCount", "Not a valid integer."),
     ({"key": "k", "name": "n", "recordCount": True}, "recordCount", "Not a valid integer."),
     ({"key": "k", "name": "n", "recordCount": "5"}, "recordCount", "Not a valid integer."),
     ({"key": "k", "name": "n", "owner": "me"}, "owner", "Unknown field."),
@@ -418,7 +420,7 @@ def test_update_another_tenants_source_is_404(api, app):
         ({"key": "crm-customers", "name": ""}, "name"),
         ({"key": "crm-customers", "name": None}, "name"),
         ({"key": "crm-customers", "rowVersion": "1"}, "rowVersion"),
-        ({"key": "crm-customers", "rowVersion": 1.0}, "rowVersion"),
+        ({"key": "crm-customers", "rowVersion": 1.5}, "rowVersion"),
         ({"key": "crm-customers", "rowVersion": True}, "rowVersion"),
         ({"key": "crm-customers", "rowVersion": 2**64}, "rowVersion"),
         ({"key": "crm-customers", "recordCount": -5}, "recordCount"),
@@ -478,7 +480,7 @@ def test_delete_another_tenants_source_is_404(api, app):
     [
         ("patch", API, 405),
         ("get", API + "/crm-customers", 404),
-        ("delete", API + "/x/y", 404),
+        ("delete", API + "/x/y", 405),
         ("get", "/api/v1/nothing", 404),
     ],
 )
@@ -486,4 +488,5 @@ def test_unknown_routes_are_problems(api, client, method, path, status):
     response = getattr(client, method)(path, headers=api.headers)
     problem(response, status)
     if status == 405:
-        assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST", "PUT", "DELETE"}
+        allowed = {"GET", "POST", "PUT", "DELETE"} if path == API else {"GET"}
+        assert set(response.headers["Allow"].split(", ")) >= allowed

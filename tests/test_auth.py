@@ -34,11 +34,18 @@ ROLES = [None, "viewer", "editor", "admin"]
 ALLOWED = {"GET": "viewer", "POST": "editor", "PUT": "editor", "DELETE": "editor"}
 SUCCESS = {"GET": 200, "POST": 201, "PUT": 200, "DELETE": 204}
 RANK = {None: 0, "viewer": 1, "editor": 2, "admin": 3}
+ALGORITHM = "The token is signed with an algorithm this API does not accept."
 
 
-def unauthorized(response):
+def unauthorized(response, token_sent=True):
+    """A 401 with RFC 6750's challenge: `error="invalid_token"` and the detail
+    as its description when a bearer token came; no error code when none did."""
     body = problem(response, 401)
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    challenge = response.headers["WWW-Authenticate"]
+    if token_sent:
+        assert challenge == f'Bearer error="invalid_token", error_description="{body["detail"]}"'
+    else:
+        assert challenge == "Bearer"
     return body
 
 
@@ -80,10 +87,13 @@ def test_method_by_role(app, client, method, role):
     headers = auth(role=role) if role else {}
     response = call(client, method, headers)
     if role is None:
-        unauthorized(response)
+        unauthorized(response, token_sent=False)
     elif RANK[role] < RANK[ALLOWED[method]]:
-        assert "editor" in problem(response, 403)["detail"]
-        assert "WWW-Authenticate" not in response.headers
+        detail = problem(response, 403)["detail"]
+        assert detail == "This operation needs the editor role."
+        assert response.headers["WWW-Authenticate"] == (
+            f'Bearer error="insufficient_scope", error_description="{detail}"'
+        )
     else:
         assert response.status_code == SUCCESS[method], response.data
         return
@@ -91,21 +101,21 @@ def test_method_by_role(app, client, method, role):
 
 
 @pytest.mark.parametrize(
-    "headers",
+    "headers, token_sent",
     [
-        {},
-        {"Authorization": ""},
-        {"Authorization": "Bearer"},
-        {"Authorization": "Bearer "},
-        {"Authorization": "Bearer not.a.jwt"},
-        {"Authorization": "Bearer " + token(secret="another-secret-" + "y" * 32)},
-        {"Authorization": "Basic dDpwYXNz"},
-        {"Authorization": token()},
+        ({}, False),
+        ({"Authorization": ""}, False),
+        ({"Authorization": "Bearer"}, False),
+        ({"Authorization": "Bearer "}, False),
+        ({"Authorization": "Bearer not.a.jwt"}, True),
+        ({"Authorization": "Bearer " + token(secret="another-secret-" + "y" * 32)}, True),
+        ({"Authorization": "Basic dDpwYXNz"}, False),
+        ({"Authorization": token()}, False),
     ],
     ids=["none", "empty", "scheme-only", "blank", "garbage", "wrong-secret", "basic", "no-scheme"],
 )
-def test_no_or_bad_credentials_are_401_with_a_bearer_challenge(client, headers):
-    body = unauthorized(client.get(API, headers=headers))
+def test_no_or_bad_credentials_are_401_with_a_bearer_challenge(client, headers, token_sent):
+    body = unauthorized(client.get(API, headers=headers), token_sent)
     assert "Authorization" not in body["detail"]
 
 
@@ -202,7 +212,72 @@ def test_exp_is_honoured(client):
     later = now + datetime.timedelta(minutes=5)
     assert client.get(API, headers=auth(role="viewer", exp=later)).status_code == 200
     expired = auth(role="viewer", exp=now - datetime.timedelta(seconds=5))
-    assert "Expired" in unauthorized(client.get(API, headers=expired))["detail"]
+    assert unauthorized(client.get(API, headers=expired))["detail"] == "The token has expired."
+
+
+# What is wrong with a token, in words (never a library's class name), and
+# the same words in RFC 6750's challenge.
+
+SOON = 4102444800  # 2100-01-01
+AUDIENCE_AND_ISSUER = {"aud": "datasources", "iss": "https://idp.example"}
+TOKEN_ERRORS = [
+    ({"exp": 1}, "The token has expired."),
+    ({"nbf": SOON}, "The token is not valid yet (nbf or iat is in the future)."),
+    ({"iat": SOON}, "The token is not valid yet (nbf or iat is in the future)."),
+    ({"secret": "another-secret-" + "y" * 32}, "The token has a bad signature."),
+    ({"aud": "someone-else"}, "The token has the wrong audience (aud)."),
+    ({"aud": None}, "The token has no aud claim."),
+    ({"iss": "https://evil.example"}, "The token has the wrong issuer (iss)."),
+    ({"iss": None}, "The token has no iss claim."),
+    ({"exp": "soon"}, "The token's exp claim is not a number of seconds since 1970."),
+    ({"nbf": "now"}, "The token's nbf claim is not a number of seconds since 1970."),
+    ({"iat": "now"}, "The token's iat claim is not a number of seconds since 1970."),
+    ({"tenant_id": None}, "The credentials name no valid tenant."),
+    ({"role": None}, "The credentials name no role."),
+]
+
+
+@pytest.mark.parametrize("claims, detail", TOKEN_ERRORS, ids=[d for _, d in TOKEN_ERRORS])
+def test_token_errors_say_in_words_what_is_wrong(make_app, claims, detail):
+    client = make_app(
+        DATASOURCES_JWT_AUDIENCE="datasources", DATASOURCES_JWT_ISSUER="https://idp.example"
+    ).test_client()
+    claims = {"tenant_id": "t_001", "role": "viewer", **AUDIENCE_AND_ISSUER, **claims}
+    secret = claims.pop("secret", SECRET)
+    claims = {name: value for name, value in claims.items() if value is not None}
+    headers = {"Authorization": "Bearer " + jwt.encode(claims, secret, algorithm="HS256")}
+    body = unauthorized(client.get(API, headers=headers))
+    assert body["detail"] == detail
+
+
+@pytest.mark.parametrize(
+    "credential, detail",
+    [
+        ("not.a.jwt", "The token is malformed."),
+        ("a.b", "The token is malformed."),
+        (jwt.encode({"tenant_id": "t", "role": "admin"}, None, algorithm="none"), ALGORITHM),
+        (jwt.encode({"tenant_id": "t", "role": "admin"}, SECRET * 2, algorithm="HS512"), ALGORITHM),
+    ],
+    ids=["garbage", "two-segments", "alg-none", "alg-hs512"],
+)
+def test_malformed_or_foreign_tokens_say_so(client, credential, detail):
+    body = unauthorized(client.get(API, headers={"Authorization": f"Bearer {credential}"}))
+    assert body["detail"] == detail
+
+
+def test_a_role_too_low_is_insufficient_scope_only_for_a_bearer_token(make_app):
+    """A 403 answers a bearer token with RFC 6750's `insufficient_scope`;
+    behind a gateway's headers there is no token to challenge."""
+    jwt_client = make_app().test_client()
+    response = jwt_client.post(API, json={"key": "k", "name": "n"}, headers=auth(role="viewer"))
+    assert problem(response, 403)["detail"] == "This operation needs the editor role."
+    assert 'Bearer error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    gateway = make_app(DATASOURCES_AUTH="headers").test_client()
+    viewer = {"X-Tenant-Id": "t_001", "X-Role": "viewer"}
+    response = gateway.post(API, json={"key": "k", "name": "n"}, headers=viewer)
+    problem(response, 403)
+    assert "WWW-Authenticate" not in response.headers
+    unauthorized(gateway.get(API, headers={"X-Role": "viewer"}), token_sent=False)
 
 
 # The instance secret: made once, mode 0600, shared by every worker.
@@ -300,7 +375,7 @@ def test_headers_mode(make_app, headers, status):
 
 def test_headers_mode_ignores_bearer_tokens(make_app):
     client = make_app(DATASOURCES_AUTH="headers").test_client()
-    unauthorized(client.get(API, headers=auth()))
+    unauthorized(client.get(API, headers=auth()), token_sent=False)  # not read: not "invalid"
     viewer = {"X-Tenant-Id": "t_002", "X-Role": "viewer"}
     assert client.get(API, headers=viewer).get_json()["data"] == []
 
@@ -315,12 +390,12 @@ def test_an_unknown_auth_mode_is_refused_at_startup(make_app):
 
 @pytest.fixture
 def host(database_url, tmp_path):
-    """A host app with its own login: `?as=tenant:role` stands in for its session."""
+    """A host app with its own login: `X-Host-User: tenant:role` stands in for its session."""
     host = Flask("host", instance_path=str(tmp_path))
 
     @host.before_request
     def login():
-        tenant, _, role = request.args.get("as", "").partition(":")
+        tenant, _, role = request.headers.get("X-Host-User", "").partition(":")
         g.user = (tenant, role) if tenant else None
 
     @host.get("/")
@@ -345,13 +420,13 @@ def host(database_url, tmp_path):
 )
 def test_embedded_identity(host, who, method, status):
     client = host.test_client()
-    url = f"{API}?as={who}"
+    login = {"X-Host-User": who}
     if method == "POST":
-        response = client.post(url, json={"key": "k", "name": "n"})
+        response = client.post(API, json={"key": "k", "name": "n"}, headers=login)
     elif method == "DELETE":
-        response = client.delete(url + "&key=missing")
+        response = client.delete(API, query_string={"key": "missing"}, headers=login)
     else:
-        response = client.get(url)
+        response = client.get(API, headers=login)
     assert response.status_code == status, response.data
     if status == 201:
         assert response.get_json()["tenantId"] == "t_001"
@@ -361,7 +436,7 @@ def test_embedded_identity(host, who, method, status):
 def test_embedded_identity_ignores_tokens_and_headers(host):
     client = host.test_client()
     headers = {**auth(), "X-Tenant-Id": "t_001", "X-Role": "editor"}
-    unauthorized(client.post(API, json={"key": "k", "name": "n"}, headers=headers))
+    unauthorized(client.post(API, json={"key": "k", "name": "n"}, headers=headers), False)
 
 
 # The token command.

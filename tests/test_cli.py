@@ -1,10 +1,13 @@
 """`flask db upgrade` and start-up migrations."""
 
 import os
+import subprocess
+import sys
 
+import jwt
 import psycopg
 import pytest
-from conftest import close, database_of, flask_cli, repo_instance
+from conftest import REPO, close, database_of, flask_cli, repo_instance
 
 from datasources import models
 from datasources.app import create_app
@@ -29,6 +32,10 @@ def tables(database):
         return set(database.get_tables())
 
 
+MIGRATIONS = ["0001_initial", "0002_filters"]
+APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
+
+
 def test_db_upgrade_creates_the_schema_once(empty_database_url, tmp_path):
     app = create_app(
         {
@@ -40,15 +47,12 @@ def test_db_upgrade_creates_the_schema_once(empty_database_url, tmp_path):
     )
     database = database_of(app)
     assert tables(database) == set()
-    assert models.pending_migrations(database) == ["0001_initial"]
+    assert models.pending_migrations(database) == MIGRATIONS
     runner = app.test_cli_runner()
     first = runner.invoke(args=["db", "upgrade"])
-    assert first.exit_code == 0 and first.output == "applied: 0001_initial\n"
-    assert tables(database) == {
-        "data_sources",
-        "datasources_tenant_counts",
-        "datasources_migrations",
-    }
+    assert first.exit_code == 0 and first.output == APPLIED
+    assert set(models.TABLES) <= tables(database)
+    assert all(models.ours(table) for table in tables(database))
     assert models.pending_migrations(database) == []
     again = runner.invoke(args=["db", "upgrade"])
     assert again.output == "schema is current\n"
@@ -60,7 +64,7 @@ def test_flask_db_upgrade_in_a_real_process(empty_database_url, tmp_path):
     before, instance = repo_instance(), tmp_path / "instance"
     env = {"DATASOURCES_DATABASE_URL": empty_database_url, "DATASOURCES_AUTO_MIGRATE": "false"}
     first = flask_cli(instance, "db", "upgrade", **env)
-    assert (first.returncode, first.stdout) == (0, "applied: 0001_initial\n"), first.stderr
+    assert (first.returncode, first.stdout) == (0, APPLIED), first.stderr
     again = flask_cli(instance, "db", "upgrade", **env)
     assert (again.returncode, again.stdout) == (0, "schema is current\n"), again.stderr
     assert os.listdir(instance) == ["datasources-secret"]  # no JWT secret set: made there
@@ -72,8 +76,8 @@ def test_start_up_migrates_sqlite_by_default_and_not_postgres(
 ):
     config = {"DATASOURCES_DATABASE_URL": empty_database_url, "DATASOURCES_JWT_SECRET": "s"}
     database = database_of(create_app(config, instance_path=str(tmp_path)))
-    expected = {"sqlite": ["0001_initial"], "postgres": []}[backend]
-    applied = ["0001_initial"] if not models.pending_migrations(database) else []
+    expected = {"sqlite": MIGRATIONS, "postgres": []}[backend]
+    applied = MIGRATIONS if not models.pending_migrations(database) else []
     assert applied == expected
     close(database)
 
@@ -85,3 +89,22 @@ def test_auto_migrate_from_the_environment(monkeypatch, backend, empty_database_
     database = database_of(create_app(instance_path=str(tmp_path)))
     assert models.pending_migrations(database) == []
     close(database)
+
+
+def test_the_console_script_runs_from_the_repository_root():
+    """`datasources token` where the README runs it: `flask --app datasources.app`
+    at the root would read the checkout itself as a package."""
+    script = os.path.join(os.path.dirname(sys.executable), "datasources")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATASOURCES_", "FLASK_"))}
+    secret = "console-secret-" + "c" * 40
+    done = subprocess.run(
+        [script, "token", "--tenant", "t_001", "--role", "viewer"],
+        cwd=REPO,
+        env={**environ, "DATASOURCES_JWT_SECRET": secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    claims = jwt.decode(done.stdout.strip(), secret, algorithms=["HS256"])
+    assert (claims["tenant_id"], claims["role"]) == ("t_001", "viewer")

@@ -5,17 +5,20 @@ No skip: without /usr/bin/chromium and /usr/bin/chromedriver this fails,
 so CI must install them (apt-get install -y chromium chromium-driver).
 """
 
+import json
 import os
 import threading
 
 import pytest
-from conftest import API, auth
+from conftest import API, auth, rows
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
+
+from datasources import openapi
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = (
@@ -87,7 +90,9 @@ def test_the_page_lists_the_operations_and_tries_a_list_call(client, base_url, b
          block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").text)
         for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")
     ]  # fmt: skip
-    assert operations == [(method, API) for method in ("GET", "POST", "PUT", "DELETE")]
+    assert operations == [(method, API) for method in ("GET", "POST", "PUT", "DELETE")] + [
+        ("GET", f"{API}/{{key}}")
+    ]
 
     browser.find_element(By.CSS_SELECTOR, ".opblock-get .opblock-summary").click()
     status, body = execute_list_call(browser)
@@ -110,3 +115,43 @@ def test_the_page_lists_the_operations_and_tries_a_list_call(client, base_url, b
         By.CSS_SELECTOR, ".live-responses-table .response .response-col_description"
     )
     assert '"key": "crm"' in body.get_attribute("textContent")
+
+
+def pre_filled_body(browser, method):
+    """Open an operation, press "Try it out": the body Swagger UI pre-fills."""
+    block = browser.find_element(By.CSS_SELECTOR, f".opblock-{method}")
+    block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    WebDriverWait(browser, 20).until(
+        lambda b: block.find_element(By.CSS_SELECTOR, ".try-out__btn").is_displayed()
+    )
+    block.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+    textarea = WebDriverWait(browser, 20).until(
+        lambda b: block.find_element(By.CSS_SELECTOR, "textarea.body-param__text")
+    )
+    return block, json.loads(textarea.get_attribute("value"))
+
+
+def test_try_it_out_pre_fills_the_references_example_and_creates_it(app, base_url, browser):
+    browser.get(f"{base_url}/api/v1/docs")
+    wait_for(browser, ".opblock")
+    [tag] = browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")
+    assert tag.find_element(By.CSS_SELECTOR, "a span").text == openapi.TAG
+    browser.find_element(By.CSS_SELECTOR, ".btn.authorize").click()
+    wait_for(browser, ".auth-container input").send_keys(auth()["Authorization"][7:])
+    browser.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper .authorize").click()
+    wait_for(browser, ".btn-done").click()
+
+    block, body = pre_filled_body(browser, "post")
+    assert body == openapi.CREATE_EXAMPLE  # the reference's, no text made up from a pattern
+    block.find_element(By.CSS_SELECTOR, ".btn.execute").click()
+    live = ".live-responses-table .response .response-col_status"
+    status = WebDriverWait(browser, 20).until(lambda b: block.find_element(By.CSS_SELECTOR, live))
+    assert status.text.strip() == "201"
+    [row] = rows(app)
+    assert (row["key"], row["name"], row["status"]) == (
+        "crm-customers",
+        "CRM Customer Export",
+        "active",
+    )
+    _, update = pre_filled_body(browser, "put")
+    assert update == openapi.UPDATE_EXAMPLE

@@ -29,7 +29,9 @@ from datasources.app import create_app
 HOST = pathlib.Path(__file__).resolve().parent / "host"
 FLASK = pathlib.Path(sys.executable).parent / "flask"
 PREFIX = "/platform/data-sources"
-OURS = set(models.TABLES)  # data_sources, datasources_tenant_counts, datasources_migrations
+OURS = set(models.TABLES)  # data_sources, its counters, datasources_migrations
+MIGRATIONS = ["0001_initial", "0002_filters"]
+APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 HOST_TABLES = {"user", "note"}
 HOST_404 = b"<h1>Platform: page not found</h1>"
 SOURCE = {"key": EXAMPLE_KEY, "name": "CRM Customer Export"}
@@ -252,9 +254,12 @@ def test_the_hosts_migrations_keep_our_tables_and_rows(
     for table in OURS:
         assert table not in migration
     flask(host_folder, "db", "upgrade", env=env)
-    assert tables(shared) == OURS | HOST_TABLES | {"alembic_version"}
+    assert OURS <= tables(shared)
+    hosts = {table for table in tables(shared) if not models.ours(table)}
+    assert hosts == HOST_TABLES | {"alembic_version"}
     assert sources(shared) == [("t_alice", EXAMPLE_KEY)]
-    assert query(shared, "SELECT name FROM datasources_migrations") == [("0001_initial",)]
+    applied = query(shared, "SELECT name FROM datasources_migrations ORDER BY name")
+    assert applied == [(name,) for name in MIGRATIONS]
     listed = logged_in(make_host(shared)).get(PREFIX).get_json()
     assert [(s["tenantId"], s["key"]) for s in listed["data"]] == [("t_alice", EXAMPLE_KEY)]
 
@@ -300,7 +305,7 @@ def test_settings_from_the_environment_place_our_rows_and_migrations(
     ours, platform_database = make_database(backend), make_database("sqlite")
     environment = {"DATASOURCES_DATABASE_URL": ours.url, "DATASOURCES_MAX_BODY_BYTES": "2000"}
     env = {"FLASK_SQLALCHEMY_DATABASE_URI": platform_database.sqlalchemy_url, **environment}
-    assert flask(host_folder, "datasources", "db", "upgrade", env=env) == "applied: 0001_initial\n"
+    assert flask(host_folder, "datasources", "db", "upgrade", env=env) == APPLIED
     assert OURS <= tables(ours) and not OURS & tables(platform_database)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -318,7 +323,7 @@ def test_settings_from_the_hosts_config(backend, make_database, make_host):
     ours, platform_database = make_database(backend), make_database("sqlite")
     host = make_host(ours, platform_database, config={"DATASOURCES_MAX_BODY_BYTES": 2000})
     upgrade = host.test_cli_runner().invoke(args=["datasources", "db", "upgrade"])
-    assert upgrade.output == "applied: 0001_initial\n"
+    assert upgrade.output == APPLIED
     assert OURS <= tables(ours) and not OURS & tables(platform_database)
     client = logged_in(host)
     assert client.post(PREFIX, json=SOURCE).status_code == 201
@@ -331,13 +336,15 @@ def test_settings_from_the_hosts_config(backend, make_database, make_host):
 
 def test_every_path_under_our_prefix_answers_problem_json(host):
     clients = {"anonymous": host.test_client(), "alice": logged_in(host)}
-    paths = [f"{PREFIX}/", f"{PREFIX}/{EXAMPLE_KEY}", f"{PREFIX}/a/b/"]
     for who, client in clients.items():
-        for path in paths:
-            for method in ("GET", "PUT", "POST", "DELETE"):
+        for method in ("GET", "PUT", "POST", "DELETE"):
+            problem(client.open(f"{PREFIX}/", method=method, json=SOURCE), 404)
+        for path in (f"{PREFIX}/no-such-key", f"{PREFIX}/a/b/"):  # one source's path
+            problem(client.get(path), 401 if who == "anonymous" else 404)
+            for method in ("PUT", "POST", "DELETE"):
                 response = client.open(path, method=method, json=SOURCE)
-                assert response.status_code == 404, (who, method, path)
-                problem(response, 404)
+                problem(response, 405)
+                assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
         wrong_method = client.patch(PREFIX, json=SOURCE)
         problem(wrong_method, 405)
         assert {"GET", "POST", "PUT", "DELETE"} <= set(wrong_method.allow)
@@ -413,12 +420,12 @@ def test_two_hosts_in_one_process_keep_to_their_own_databases(backends, make_dat
     host_a = make_host(database_a)
     host_b = make_host(database_b)  # last: a binding shared by the process would be B's
     upgrade = host_a.test_cli_runner().invoke(args=["datasources", "db", "upgrade"])
-    assert upgrade.output == "applied: 0001_initial\n"
+    assert upgrade.output == APPLIED
     assert OURS <= tables(database_a) and not OURS & tables(database_b)
     assert logged_in(host_a).post(PREFIX, json=SOURCE).status_code == 201
     assert sources(database_a) == [("t_alice", EXAMPLE_KEY)]
     upgrade = host_b.test_cli_runner().invoke(args=["datasources", "db", "upgrade"])
-    assert upgrade.output == "applied: 0001_initial\n"
+    assert upgrade.output == APPLIED
     listed = logged_in(host_b).get(PREFIX).get_json()
     assert listed["data"] == [] and listed["pagination"]["total"] == 0
     assert sources(database_b) == []
@@ -487,10 +494,12 @@ def test_an_unmigrated_database_is_a_503_that_says_what_to_run(tmp_path):
     init_app(host, identity=lambda: ("t_host", "editor"))
     client = host.test_client()
     body = problem(client.get(API), 503)
-    assert body["detail"] == "Schema migrations are pending: 0001_initial; run `db upgrade`."
+    assert body["detail"] == (
+        f"Schema migrations are pending: {', '.join(MIGRATIONS)}; run `db upgrade`."
+    )
     assert client.get(API).headers["Retry-After"] == "5"
     assert client.get("/api/v1/openapi.json").status_code == 200  # no database needed
     result = host.test_cli_runner().invoke(args=["datasources", "db", "upgrade"])
-    assert result.output == "applied: 0001_initial\n"
+    assert result.output == APPLIED
     assert client.get(API).status_code == 200
     close(database_of(host))

@@ -11,7 +11,9 @@ import concurrent.futures
 import contextlib
 import glob
 import itertools
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,12 +25,16 @@ import psycopg
 import pytest
 import requests
 from conftest import API, SECRET, auth, close, database_of, problem
+from prometheus_client import REGISTRY
 from servers import Gunicorn, Postgres, free_port, owned_tempdir, wait_for
 
 from datasources import connections, models
 from datasources.app import create_app
 
 TIMEOUT = 20  # seconds a client waits; well past every timeout the service sets
+MIGRATIONS = sorted(  # every migration the package ships, as a fresh database lacks them
+    name.removesuffix(".py") for name in os.listdir(models.MIGRATIONS) if name[0].isdigit()
+)
 
 
 class Caller:
@@ -364,9 +370,10 @@ def test_readyz_is_503_while_migrations_pend_and_200_once_applied(tmp_path):
     app = create_app(config, instance_path=str(tmp_path))
     client, database = app.test_client(), database_of(app)
     response = client.get("/readyz")
-    assert problem(response, 503)["detail"] == "Schema migrations are pending: 0001_initial."
+    detail = f"Schema migrations are pending: {', '.join(MIGRATIONS)}."
+    assert problem(response, 503)["detail"] == detail
     assert response.headers["Retry-After"] == "5"
-    assert models.migrate(database) == ["0001_initial"]
+    assert models.migrate(database) == MIGRATIONS
     response = client.get("/readyz")
     assert (response.status_code, response.json) == (200, {"status": "ready"})
     close(database)
@@ -444,3 +451,189 @@ def database_rows(database_url, sql):
             return conn.execute(sql).fetchall()
     with psycopg.connect(database_url) as conn:
         return conn.execute(sql).fetchall()
+
+
+# Operators can see why: each failure is logged with its cause (never a
+# password or the URL) and counted by cause; an unmigrated schema is a 503
+# that says so on every route, logged once per worker with the command to run.
+
+WRONG_PASSWORD = "wrong-pass-" + secrets.token_hex(4)
+
+
+def output_lines(capsys):
+    """The JSON log lines the standalone app printed since the last call."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+
+def database_errors(cause):
+    return REGISTRY.get_sample_value("datasources_database_errors_total", {"error": cause}) or 0
+
+
+@pytest.fixture
+def locked_out(pg):
+    """A role that must give its password over TCP (the rest of the cluster
+    trusts): the name of a role whose login fails."""
+    if not pg.running():
+        pg.start()
+    hba = os.path.join(pg.data, "pg_hba.conf")
+    with open(hba) as rules:
+        original = rules.read()
+    with open(hba, "w") as rules:  # first match wins
+        rules.write("host all locked_out 127.0.0.1/32 scram-sha-256\n" + original)
+    pg.sql("CREATE ROLE locked_out LOGIN PASSWORD 'the-right-one'")
+    pg.sql("SELECT pg_reload_conf()")
+    yield "locked_out"
+    with open(hba, "w") as rules:
+        rules.write(original)
+    pg.sql("SELECT pg_reload_conf()")
+    pg.sql("DROP ROLE locked_out")
+
+
+@contextlib.contextmanager
+def silent_server():
+    """A port whose kernel completes handshakes and where nobody ever answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield silent.getsockname()[1]
+
+
+FAILURES = {
+    "connection_refused": lambda pg, port: f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+    "authentication_failed": lambda pg, port: (
+        f"postgresql://locked_out:{WRONG_PASSWORD}@127.0.0.1:{pg.port}/postgres"
+    ),
+    "unknown_database": lambda pg, port: (
+        f"postgresql://postgres:{WRONG_PASSWORD}@127.0.0.1:{pg.port}/no_such_database"
+    ),
+    "connect_timeout": lambda pg, port: (
+        f"postgresql://postgres:{WRONG_PASSWORD}@127.0.0.1:{port}/x?connect_timeout=1"
+    ),
+}
+
+
+@pytest.mark.parametrize("cause", list(FAILURES))
+def test_a_database_failure_is_logged_with_its_cause_and_counted(
+    pg, locked_out, tmp_path, capsys, cause
+):
+    with silent_server() as port:
+        url = FAILURES[cause](pg, port)
+        app = create_app(
+            {"DATASOURCES_DATABASE_URL": url, "DATASOURCES_JWT_SECRET": SECRET},
+            instance_path=str(tmp_path),
+        )
+        client = app.test_client()
+        before = database_errors(cause)
+        capsys.readouterr()
+        response = client.get(API, headers={**auth(), "X-Request-ID": f"down-{cause}"})
+    assert problem(response, 503)["detail"] == "The database is unavailable; try again shortly."
+    warning, access = output_lines(capsys)
+    words = cause.replace("_", " ")
+    assert warning["message"] == f"database unavailable: {words} (OperationalError)"
+    assert warning["level"] == "WARNING" and warning["request_id"] == "down-" + cause
+    assert (access["status"], access["problem"]) == (503, "Service Unavailable")
+    assert database_errors(cause) == before + 1
+    for leak in (WRONG_PASSWORD, "postgresql://", "the-right-one"):
+        assert leak not in json.dumps([warning, access]) and leak not in response.text
+    close(database_of(app))
+
+
+def test_a_statement_past_its_timeout_is_logged_as_such(pg, pg_env, tmp_path, capsys):
+    config = {**pg_env, "DATASOURCES_STATEMENT_TIMEOUT_MS": "300"}
+    app = create_app(config, instance_path=str(tmp_path))
+    client = app.test_client()
+    assert client.post(API, json={"key": "k", "name": "n"}, headers=auth()).status_code == 201
+    before = database_errors("statement_timeout")
+    with row_lock(pg, "SELECT 1 FROM data_sources WHERE key = %s FOR UPDATE", "k"):
+        capsys.readouterr()
+        problem(client.put(API, json={"key": "k", "name": "x"}, headers=auth()), 503)
+    [warning] = [line for line in output_lines(capsys) if line["level"] == "WARNING"]
+    assert warning["message"] == "database unavailable: statement timeout (OperationalError)"
+    assert database_errors("statement_timeout") == before + 1
+    close(database_of(app))
+
+
+def test_sqlite_locked_is_logged_as_locked(sqlite_app, capsys):
+    client = sqlite_app.test_client()
+    holder = sqlite3.connect(sqlite_app.database_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        capsys.readouterr()
+        problem(client.post(API, json={"key": "k", "name": "n"}, headers=auth()), 503)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    [warning] = [line for line in output_lines(capsys) if line["level"] == "WARNING"]
+    assert warning["message"] == "database unavailable: locked (OperationalError)"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request, tmp_path):
+    """An empty database: an SQLite file, or a new database on this module's
+    PostgreSQL (dropped after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    pg = request.getfixturevalue("pg")
+    if not pg.running():
+        pg.start()
+    name = f"fresh_{secrets.token_hex(4)}"
+    pg.sql(f'CREATE DATABASE "{name}"')
+    yield pg.url.rsplit("/", 1)[0] + "/" + name
+    pg.sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def every_route(client):
+    """One call of each API operation, as an editor of t_001."""
+    return [
+        client.get(API, headers=auth()),
+        client.post(API, json={"key": "k", "name": "n"}, headers=auth()),
+        client.get(f"{API}/k", headers=auth()),
+        client.put(API, json={"key": "k", "name": "x"}, headers=auth()),
+        client.delete(API, query_string={"key": "k"}, headers=auth()),
+    ]
+
+
+def schema_app(url, folder, migrate):
+    config = {"DATASOURCES_DATABASE_URL": url, "DATASOURCES_JWT_SECRET": SECRET}
+    return create_app({**config, "DATASOURCES_AUTO_MIGRATE": migrate}, instance_path=str(folder))
+
+
+def test_an_unmigrated_database_is_a_503_on_every_route_logged_once(fresh_url, tmp_path, capsys):
+    app = schema_app(fresh_url, tmp_path, migrate="0")
+    client, names = app.test_client(), ", ".join(MIGRATIONS)
+    capsys.readouterr()
+    for _ in range(2):
+        for response in every_route(client):
+            body = problem(response, 503)
+            assert body["detail"] == f"Schema migrations are pending: {names}; run `db upgrade`."
+            assert response.headers["Retry-After"] == "5"
+    assert [line["message"] for line in output_lines(capsys) if line["level"] != "INFO"] == [
+        f"schema migrations are pending ({names}): the API answers 503 until "
+        "`flask --app datasources.app db upgrade` runs"
+    ]
+    assert app.test_cli_runner().invoke(args=["db", "upgrade"]).output == f"applied: {names}\n"
+    assert [response.status_code for response in every_route(client)] == [200, 201, 200, 200, 204]
+    close(database_of(app))
+
+
+def test_a_missing_table_is_a_503_saying_migrations_are_pending(fresh_url, tmp_path, capsys):
+    app = schema_app(fresh_url, tmp_path, migrate="1")
+    client = app.test_client()
+    assert client.post(API, json={"key": "k", "name": "n"}, headers=auth()).status_code == 201
+    database = database_of(app)
+    with database.connection_context():
+        database.execute_sql("DROP TABLE data_sources")
+    before = database_errors("missing_table")
+    capsys.readouterr()
+    for _ in range(2):
+        for response in every_route(client):
+            assert problem(response, 503)["detail"] == (
+                "Schema migrations are pending: a table the API needs is missing; run `db upgrade`."
+            )
+    assert [line["message"] for line in output_lines(capsys) if line["level"] != "INFO"] == [
+        "a table or column the API needs is missing: it answers 503 until "
+        "`flask --app datasources.app db upgrade` runs"
+    ]
+    assert database_errors("missing_table") == before + 10
+    close(database)

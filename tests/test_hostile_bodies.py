@@ -94,6 +94,76 @@ def test_a_body_not_strict_json_in_utf8_is_a_400_saying_so(shared, method, data,
     assert shared.state() == shared.before
 
 
+# Where: every refusal of a body's JSON names its line and column (1-based,
+# in characters), the way an editor shows them.
+
+WHERE = {
+    "trailing-comma-object": (
+        b'{"key": "k", "name": "n",}',
+        "a trailing comma at line 1, column 25",
+    ),
+    "trailing-comma-array": (
+        b'{"key": "k", "name": "n", "sourceConfig": {"l": [1, 2 ,\n ]}}',
+        "a trailing comma at line 1, column 55",
+    ),
+    "out-of-range": (b'{"key": "k",\n "name": 1e400}', "number out of range at line 2, column 10"),
+    "out-of-range-negative": (
+        b'{"key": "k", "name": "n", "sourceConfig": {"x": [0, -1E+999]}}',
+        "number out of range at line 1, column 53",
+    ),
+    "too-many-digits": (
+        b'{"key": "k", "name": "n", "recordCount": ' + b"9" * 5000 + b"}",
+        "number out of range at line 1, column 42",
+    ),
+    "duplicate": (
+        b'{"key": "k", "name": "a",\r\n"name": "b"}',
+        "duplicate key 'name' at line 2, column 1",
+    ),
+    "duplicate-nested": (
+        b'{"key": "k", "name": "n", "sourceConfig": {"l": [{"x": 1, "\\u0078": 2}]}}',
+        "duplicate key 'x' at line 1, column 59",
+    ),
+    "duplicate-after-a-string-like-it": (
+        b'{"key": "\\"key\\": 1", "name": "n", "key": "k"}',
+        "duplicate key 'key' at line 1, column 36",
+    ),
+    "nan": (
+        b'{"key": "k", "name": "n", "recordCount": NaN}',
+        "NaN is not JSON at line 1, column 42",
+    ),
+    "infinity": (b'{"key": "k",\n\n  "x": -Infinity}', "-Infinity is not JSON at line 3, column 8"),
+    "missing-colon": (b'{"key" "k"}', "expecting ':' delimiter at line 1, column 8"),
+    "missing-comma": (b'{"key": "k"\n "name": "n"}', "expecting ',' delimiter at line 2, column 2"),
+    "single-quotes": (
+        b"{'key': 'k'}",
+        "expecting property name enclosed in double quotes at line 1, column 2",
+    ),
+    "extra-data": (b'{"key": "k"} {}', "extra data at line 1, column 14"),
+    "unterminated": (b'{"key": "k', "unterminated string starting at line 1, column 9"),
+    "raw-newline-in-string": (b'{"key": "k\n"}', "invalid control character at line 1, column 11"),
+    "not-utf8": (
+        '{"key": "k", "name": "é'.encode() + b'\xff"}',
+        "a byte that is not UTF-8 at line 1, column 24",
+    ),
+    "bom": (b"\xef\xbb\xbf{}", "a byte order mark (BOM) before the JSON at line 1, column 1"),
+    "deep": (
+        b'{"a":' * 2000 + b"1" + b"}" * 2000,
+        "nested deeper than 32 levels at line 1, column 161",
+    ),
+    "empty": (b"", "it is empty"),
+    "blank": (b" \r\n\t", "it is empty"),
+}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+@pytest.mark.parametrize("data, reason", list(WHERE.values()), ids=list(WHERE))
+def test_a_json_error_says_what_and_where(shared, method, data, reason):
+    body = problem(send(shared.client, method, data), 400)
+    assert body["detail"] == f"The body is not valid JSON: {reason}."
+    assert "Error" not in body["detail"] and "char " not in body["detail"]  # no Python words
+    assert shared.state() == shared.before
+
+
 @pytest.mark.parametrize("depth", [5_000, 200_000])
 @pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a":', "}")])
 def test_nesting_that_would_exhaust_the_parser_is_a_4xx(shared, depth, opener, closer):
@@ -201,7 +271,9 @@ FRAMINGS = [
 def test_the_body_limit_holds_however_a_body_is_framed(small, method, data, framing, status):
     response = framed(small.client, method, data, framing)
     if status >= 400:
-        problem(response, status)
+        body = problem(response, status)
+        if status == 413:
+            assert body["detail"] == f"The body is larger than the limit of {LIMIT} bytes."
         assert "WWW-Authenticate" not in response.headers
         assert small.state() == small.before
     else:
@@ -230,6 +302,8 @@ def test_the_body_limit_holds_on_a_real_socket(server, lines, body, status):
     assert code == status, rest
     if status >= 400:
         assert b"application/problem+json" in rest
+    if status == 413:
+        assert f"the limit of {LIMIT} bytes".encode() in rest
     assert len(rows(server.app)) == (2 if status == 201 else 1)
 
 

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 
 import hostile
 import jwt
@@ -91,6 +92,7 @@ MISPLACED = [
     {"Cookie": f"token={VALID}; access_token={VALID}"},
     {"X-Access-Token": VALID},
 ]
+SENT_AS_BEARER = {f"Bearer {VALID} {VALID}"}  # a bearer token, if a malformed one
 NO_CREDENTIAL = [
     *(pytest.param(bearer(bad), {}, bad, id=name) for name, bad in FORGED.items()),
     *(pytest.param(headers, {}, VALID, id=" ".join(headers)) for headers in MISPLACED),
@@ -99,19 +101,34 @@ NO_CREDENTIAL = [
         for name in ("access_token", "token", "jwt", "Authorization")
     ),
 ]
+CLASS_NAME = re.compile(r"[A-Z][a-z]+[A-Z]\w*|Error|jwt\b", re.ASCII)  # InvalidTokenError, PyJWT
+
+
+def challenged(response, token_sent):
+    """RFC 6750: `error="invalid_token"` with the detail as its description
+    when a bearer token came, a bare `Bearer` challenge when none did."""
+    body = problem(response, 401)
+    assert not CLASS_NAME.search(body["detail"]), body["detail"]
+    expected = f'Bearer error="invalid_token", error_description="{body["detail"]}"'
+    assert response.headers["WWW-Authenticate"] == (expected if token_sent else "Bearer")
+    return body
 
 
 @pytest.mark.parametrize("headers, query, credential", NO_CREDENTIAL)
 def test_a_forged_broken_or_misplaced_token_is_a_401(shared, headers, query, credential):
     client = shared.client
+    given = headers.get("Authorization", "")
+    token_sent = headers is not None and (
+        given in SENT_AS_BEARER or given == f"Bearer {credential}"
+    )
     for response in (
         client.get(API, headers=headers, query_string=query),
         client.post(API, json={"key": "new", "name": "n"}, headers=headers, query_string=query),
         client.delete(API, query_string={"key": "crm", **query}, headers=headers),
     ):
-        body = problem(response, 401)
-        assert response.headers["WWW-Authenticate"] == "Bearer"
+        body = challenged(response, token_sent)
         assert credential[:40] not in json.dumps(body)
+        assert credential[:40] not in response.headers["WWW-Authenticate"]
     assert shared.state() == shared.before
 
 
@@ -161,9 +178,10 @@ def test_a_signed_tokens_claims_decide_the_same_every_time(shared, claims, statu
     if status != 200:  # an accepted admin would create
         created = shared.client.post(API, json={"key": "new", "name": "n"}, headers=headers)
         for response in (*lists, created):
-            problem(response, status)
             if status == 401:
-                assert response.headers["WWW-Authenticate"] == "Bearer"
+                challenged(response, token_sent=True)  # signed by us, but no usable identity
+            else:
+                problem(response, status)
     assert shared.state() == shared.before
 
 

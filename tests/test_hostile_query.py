@@ -117,6 +117,8 @@ def test_every_valid_tenant_can_page(client, tenant):
         ("?limit=5&limit=5", "limit"),
         ("?cursor=a&cursor=b", "cursor"),
         ("?cursor=%00", "cursor"),
+        ("?x=1&y", "x"),  # unknown parameters: a typo never lists everything
+        ("?x=1&x=2", "x"),
     ],
 )
 def test_bad_list_query_values_are_400(shared, query, field):
@@ -124,9 +126,7 @@ def test_bad_list_query_values_are_400(shared, query, field):
     assert shared.state() == shared.before
 
 
-@pytest.mark.parametrize(
-    "query, limit", [("?limit=%35", 5), ("?limit=007", 7), ("?x=1&y", 25), ("?x=1&x=2", 25)]
-)
+@pytest.mark.parametrize("query, limit", [("?limit=%35", 5), ("?limit=007", 7)])
 def test_plain_query_encodings_work(seeded, query, limit):
     response = seeded.client.get(API + query, headers=auth())
     assert response.status_code == 200 and response.get_json()["pagination"]["limit"] == limit
@@ -140,8 +140,8 @@ def test_plain_query_encodings_work(seeded, query, limit):
         ("?key=%00", 400),
         ("?key=crm%00", 400),
         ("?key=" + "k" * 256, 400),
-        ("?key=%FF", 404),
-        ("?key=%ED%A0%80", 404),
+        ("?key=%FF", 400),  # not UTF-8 once decoded: "%FF" is not what was sent
+        ("?key=%ED%A0%80", 400),
         ("?key=crm%0D%0ASet-Cookie:%20a=b", 404),
         ("?key=CRM", 404),
         ("?key=crm%20", 404),

@@ -18,6 +18,7 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from servers import REPO, Gunicorn, wait_for
 
+from datasources import observability, store
 from datasources.app import init_app
 
 SECRET_CONFIG = {"objectName": "Contact", "password": "hunter2-in-source-config"}
@@ -97,8 +98,9 @@ def test_a_database_error_log_line_carries_the_request_id(failing_client, capsys
     assert response.status_code == 503
     warning, access = log_lines(capsys)
     assert (warning["level"], warning["logger"]) == ("WARNING", "datasources")
-    assert warning["message"] == "database unavailable: OperationalError"
+    assert warning["message"] == "database unavailable: cannot open (OperationalError)"
     assert warning["request_id"] == access["request_id"] == "db-down-1"
+    assert access["problem"] == "Service Unavailable"
 
 
 def test_text_format_for_people(make_app, capsys):
@@ -111,7 +113,46 @@ def test_text_format_for_people(make_app, capsys):
     pattern = r"\S+Z INFO datasources.access GET /api/v1/data-sources 200 [\d.]+ms"
     assert re.fullmatch(pattern + r" tenant=t_001 request_id=abc", first)
     assert "GET '/api/v1/data-sources/\\x1b[2Jcleared' 404" in second  # escaped, not run
+    assert second.endswith(' problem="Not Found"')
     assert "\x1b" not in out
+
+
+def test_4xx_log_lines_carry_the_problems_title(client, capsys):
+    json_headers = {**auth(), "Content-Type": "application/json"}
+    capsys.readouterr()
+    client.get(API)
+    client.post(API, json={"key": "k"}, headers=auth())
+    client.post(API, data='{"key": "k",}', headers=json_headers)
+    client.post(API, json={"key": "k", "name": "n"}, headers=auth(role="viewer"))
+    client.put(API, json={"key": "nowhere", "name": "n"}, headers=auth())
+    client.post(API, json={"key": "k", "name": "n"}, headers=auth())
+    client.put(API, json={"key": "k", "name": "m", "rowVersion": 9}, headers=auth())
+    client.get(API, headers=auth())
+    lines = access_lines(capsys)
+    assert [(line["status"], line.get("problem")) for line in lines] == [
+        (401, "Unauthorized"),
+        (400, "Validation error"),
+        (400, "Bad Request"),
+        (403, "Forbidden"),
+        (404, "Not Found"),
+        (201, None),
+        (409, "Optimistic concurrency conflict"),
+        (200, None),
+    ]
+
+
+def test_pending_migrations_are_logged_once_with_the_command_to_run(make_app, tmp_path, capsys):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    client = make_app(DATASOURCES_DATABASE_URL=fresh, DATASOURCES_AUTO_MIGRATE=False).test_client()
+    capsys.readouterr()
+    for _ in range(3):
+        problem(client.get(API, headers=auth()), 503)
+        problem(client.post(API, json={"key": "k", "name": "n"}, headers=auth()), 503)
+    errors = [line for line in log_lines(capsys) if line["level"] == "ERROR"]
+    [message] = [line["message"] for line in errors]
+    assert message.startswith("schema migrations are pending (0001_initial")  # and any later
+    command = "`flask --app datasources.app db upgrade`"
+    assert message.endswith(f"): the API answers 503 until {command} runs")
 
 
 def test_an_unknown_log_format_fails_at_start(make_app):
@@ -181,11 +222,11 @@ def test_metrics_count_requests_by_route_method_and_status(client):
 
 
 def test_unknown_methods_and_paths_do_not_grow_the_label_set(client):
-    route = f"{API}/<path:subpath>"
-    before = sample(client, "datasources_requests_total", route=route, method="other", status="404")
-    response = client.open(f"{API}/x", method="BREW", headers=auth())
-    assert response.status_code == 404
-    after = sample(client, "datasources_requests_total", route=route, method="other", status="404")
+    route = f"{API}/<datasources_key:subpath>"  # any path below the collection: one label
+    before = sample(client, "datasources_requests_total", route=route, method="other", status="405")
+    response = client.open(f"{API}/x/y", method="BREW", headers=auth())
+    assert response.status_code == 405
+    after = sample(client, "datasources_requests_total", route=route, method="other", status="405")
     assert after == before + 1
     assert "BREW" not in client.get("/metrics").get_data(as_text=True)
 
@@ -198,12 +239,84 @@ def failing_client(make_app, tmp_path):
     return make_app(**settings).test_client()
 
 
-def test_database_errors_are_counted(failing_client):
-    before = sample(failing_client, "datasources_database_errors_total", error="OperationalError")
+def test_database_errors_are_counted_by_cause(failing_client):
+    before = sample(failing_client, "datasources_database_errors_total", error="cannot_open")
     response = failing_client.get(API, headers=auth())
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-    after = sample(failing_client, "datasources_database_errors_total", error="OperationalError")
+    after = sample(failing_client, "datasources_database_errors_total", error="cannot_open")
     assert after == before + 1
+
+
+def test_database_errors_total_is_exported_before_any_error(tmp_path):
+    """Every cause has a series from the start, so an alert on its rate reads
+    0, not "no data"; in a process of its own, where no error happened yet."""
+    script = f"""
+from datasources.app import create_app
+app = create_app({{"DATASOURCES_DATABASE_URL": "sqlite:///{tmp_path}/ds.db",
+                  "DATASOURCES_JWT_SECRET": "s" * 32}}, instance_path={str(tmp_path)!r})
+print(app.test_client().get("/metrics").get_data(as_text=True))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATASOURCES_", "PROMETHEUS"))}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    exported = re.findall(
+        r'^datasources_database_errors_total\{error="(\w+)"\} (\S+)$', out.stdout, re.M
+    )
+    assert dict(exported) == {cause: "0.0" for cause in observability.DATABASE_CAUSES}
+    assert "connection_refused" in dict(exported) and "authentication_failed" in dict(exported)
+
+
+# A 500 logs its traceback; never a message, body, token or secret.
+
+SECRET_WORD = "hunter2-in-an-exception"
+
+
+@pytest.fixture
+def broken_create(monkeypatch):
+    """store.create_source fails the way a bug would, quoting what it was given."""
+
+    def create_source(tenant, fields):
+        try:
+            {}[fields["name"]]
+        except KeyError as exc:
+            raise ValueError(f"could not handle {fields!r}") from exc
+
+    monkeypatch.setattr(store, "create_source", create_source)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_500_logs_its_traceback_without_a_message_body_or_token(
+    make_app, capsys, broken_create, log_format
+):
+    client = make_app(DATASOURCES_LOG_FORMAT=log_format).test_client()
+    body = {"key": "crm", "name": SECRET_WORD, "sourceConfig": SECRET_CONFIG}
+    headers = {**auth(), "X-Request-ID": "bug-1"}
+    capsys.readouterr()
+    response = client.post(API, json=body, headers=headers)
+    assert problem(response, 500)["detail"] == "The server failed to handle the request."
+    assert "Traceback" not in response.get_data(as_text=True)
+    out = capsys.readouterr().out
+    if log_format == "json":
+        error, access = [json.loads(line) for line in out.splitlines()]
+        assert (error["level"], error["message"]) == (
+            "ERROR",
+            f"unhandled ValueError in POST {API}",
+        )
+        assert error["request_id"] == access["request_id"] == "bug-1"
+        assert access["problem"] == "Internal Server Error"
+        trace = error["traceback"]
+    else:
+        trace = out
+        assert f"ERROR datasources: unhandled ValueError in POST {API} request_id=bug-1\n" in out
+    assert trace.startswith("Traceback (most recent call last):\n") or "\nTraceback" in trace
+    assert 'in create_source\n    {}[fields["name"]]' in trace  # the frames and their code
+    assert "KeyError: (message not logged)" in trace
+    assert "\n\nwhich led to:\n\n" in trace
+    assert "ValueError: (message not logged)" in trace
+    for secret in (SECRET_WORD, "hunter2", "password", token(), "Bearer"):
+        assert secret not in out
 
 
 def test_metrics_can_be_turned_off(make_app):
@@ -337,6 +450,7 @@ def test_metrics_under_gunicorn_sum_every_worker_and_the_folder_is_removed(tmp_p
         for _ in range(4):  # whichever worker answers the scrape
             text = requests.get(f"{server.url}/metrics", timeout=10).text
             assert f"datasources_requests_total{{{labels}}} {float(sent)}" in text
+            assert 'datasources_database_errors_total{error="connection_refused"} 0.0' in text
         assert server.stop(signal.SIGTERM) == 0
         assert "Shutting down: Master" in server.log()
     assert not os.path.exists(folder)

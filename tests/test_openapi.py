@@ -1,6 +1,8 @@
 """The OpenAPI document: valid, served without auth, and following the routes
 and schemas, so a route or field that changes without it fails here."""
 
+import re
+
 import jsonschema
 import pytest
 from conftest import API, auth, close, database_of
@@ -8,7 +10,7 @@ from flask import Flask
 from openapi_spec_validator import validate
 
 from datasources import openapi
-from datasources.app import METHODS, init_app
+from datasources.app import init_app
 from datasources.schemas import (
     STATUSES,
     SYNC_MODES,
@@ -67,36 +69,42 @@ def test_built_once_per_app_not_per_request(app, monkeypatch):
     assert first.data == second.data
 
 
+def operations(document):
+    return [op for ops in document["paths"].values() for op in ops.values()]
+
+
 def test_operations_match_the_blueprints_routes(app, document):
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("datasources.") and rule.endpoint not in NOT_OPERATIONS:
-            routed |= {(rule.rule, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+            routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == routed
-    assert {method for _, method in routed} == {m.lower() for m in METHODS}
+    assert {method for _, method in routed} == {"get", "post", "put", "delete"}
 
 
 def test_every_operation_needs_a_bearer_jwt(document):
     assert document["components"]["securitySchemes"] == {
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     }
-    for operation in document["paths"][API].values():
+    for operation in operations(document):
         assert operation["security"] == [{"bearerAuth": []}]
         assert {"401", "403", "503"} <= set(operation["responses"])
 
 
 @pytest.mark.parametrize(
-    "method, success, errors",
+    "path, method, success, errors",
     [
-        ("get", "200", {"400"}),
-        ("post", "201", {"400", "409", "413", "415"}),
-        ("put", "200", {"400", "404", "409", "413", "415"}),
-        ("delete", "204", {"400", "404"}),
+        (API, "get", "200", {"400"}),
+        (API, "post", "201", {"400", "409", "413", "415"}),
+        (API, "put", "200", {"400", "404", "409", "412", "413", "415", "428"}),
+        (API, "delete", "204", {"400", "404", "409", "412", "428"}),
+        (f"{API}/{{key}}", "get", "200", {"304", "404"}),
     ],
 )
-def test_each_operations_status_codes(document, method, success, errors):
-    responses = set(document["paths"][API][method]["responses"])
+def test_each_operations_status_codes(document, path, method, success, errors):
+    responses = set(document["paths"][path][method]["responses"])
     assert responses == {success, "401", "403", "503"} | errors
 
 
@@ -132,7 +140,7 @@ def test_request_bodies_follow_the_schemas(document):
     assert list(create["properties"]) == list(update["properties"]) == dumped
     assert create["required"] == ["key", "name"]
     assert update["required"] == ["key"]
-    ignored = {"readOnly": True, "description": "Ignored."}
+    ignored = {"readOnly": True, "description": openapi.IGNORED}
     for name in ("id", "tenantId", "rowVersion", "createdAt", "updatedAt"):
         assert create["properties"][name] == ignored
     for name in ("id", "tenantId", "createdAt", "updatedAt"):
@@ -161,15 +169,139 @@ def test_request_bodies_accept_what_the_api_accepts(api, document):
 )
 def test_query_parameters_follow_the_schemas(document, method, query_schema):
     parameters = document["paths"][API][method]["parameters"]
-    expected = [(name, field.required) for name, field in query_schema.fields.items()]
+    parameters = [p for p in parameters if p["in"] == "query"]
+    expected = [(f.data_key or name, f.required) for name, f in query_schema.fields.items()]
     assert [(p["name"], p["required"]) for p in parameters] == expected
-    assert all(p["in"] == "query" for p in parameters)
 
 
 def test_the_list_parameters_bounds(document):
-    limit, cursor = document["paths"][API]["get"]["parameters"]
-    assert limit["schema"] == {"type": "integer", "default": 25, "minimum": 1, "maximum": 100}
+    parameters = {p["name"]: p for p in document["paths"][API]["get"]["parameters"]}
+    limit, cursor = parameters["limit"], parameters["cursor"]
+    assert limit["schema"] == {
+        "type": "integer", "default": 25, "minimum": 1, "maximum": 100, "examples": [25]
+    }  # fmt: skip
+    assert "example" not in limit  # Swagger UI would fill an optional parameter in
     assert cursor["schema"]["type"] == "string"
+
+
+def refs(value):
+    """Every `$ref` inside a part of the document."""
+    if isinstance(value, dict):
+        found = [value["$ref"]] if "$ref" in value else []
+        return found + [ref for item in value.values() for ref in refs(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in refs(item)]
+    return []
+
+
+def test_no_schema_refers_to_itself_however_indirectly(document):
+    """Generators take no recursive schema (openapi-python-client drops the
+    models, openapi-typescript's types fail `tsc`: TS2502)."""
+    schemas = document["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    edges = {name: {ref.removeprefix(prefix) for ref in refs(s)} for name, s in schemas.items()}
+    for start in schemas:
+        seen, todo = set(), list(edges[start])
+        while todo:
+            name = todo.pop()
+            assert name != start, f"{start} refers to itself"
+            if name not in seen:
+                seen.add(name)
+                todo += edges[name]
+
+
+@pytest.mark.parametrize("name", ["DataSource", "DataSourceCreate", "DataSourceUpdate"])
+def test_config_is_an_object_of_any_values_and_schedule_has_its_shape(document, name):
+    prop = component(document, name)["properties"]["sourceConfig"]
+    assert prop["type"] == "object" and prop["additionalProperties"] is True
+    assert prop["propertyNames"] == {"pattern": openapi.STORABLE_TEXT}
+    assert openapi.JSON_RULE in prop["description"] and "32 levels" in prop["description"]
+    schedule = component(document, name)["properties"]["schedule"]
+    assert schedule["type"] == "object" and schedule["additionalProperties"] is False
+    assert set(schedule["properties"]) == {"cron", "timezone"}
+    assert schedule["dependentRequired"] == {"timezone": ["cron"]}
+    assert "5-field cron" in schedule["description"]
+
+
+def test_every_operation_has_a_summary_a_description_and_the_one_tag(document):
+    assert [tag["name"] for tag in document["tags"]] == [openapi.TAG]
+    for operation in operations(document):
+        assert operation["summary"] and len(operation["description"]) > len(operation["summary"])
+        assert operation["tags"] == [openapi.TAG]
+        for parameter in operation.get("parameters", ()):
+            assert parameter["description"]
+
+
+def test_every_field_has_a_description_and_the_references_example(document):
+    schemas = document["components"]["schemas"]
+    for name in ("DataSource", "DataSourceCreate", "DataSourceUpdate"):
+        for field, prop in schemas[name]["properties"].items():
+            assert prop["description"], (name, field)
+            if "type" in prop:  # an ignored read-only field has none
+                assert prop["examples"] == [openapi.EXAMPLE[field]], (name, field)
+    for name in ("Problem", "ConcurrencyConflict", "Pagination", "DataSourcePage"):
+        for field, prop in schemas[name]["properties"].items():
+            assert prop["description"] and len(prop["examples"]) == 1, (name, field)
+    for name in ("recordCount", "rowVersion"):
+        assert "37310.0" in schemas["DataSourceUpdate"]["properties"][name]["description"]
+
+
+def examples(document):
+    """(schema, example) of every media type and parameter of the document."""
+    for operation in operations(document):
+        bodies = [operation.get("requestBody", {})] + list(operation["responses"].values())
+        bodies += list(document["components"]["responses"].values())
+        for body in bodies:
+            for media in body.get("content", {}).values():
+                yield media["schema"], media["example"]
+        for parameter in operation.get("parameters", ()):
+            if "example" in parameter:
+                yield parameter["schema"], parameter["example"]
+
+
+def test_every_example_is_valid_and_bodies_hold_the_references(document):
+    found = list(examples(document))
+    for schema, example in found:
+        jsonschema.validate(
+            example, {**schema, "components": document["components"]},
+            cls=jsonschema.Draft202012Validator,
+        )  # fmt: skip
+        if "properties" in schema:
+            for prop in schema["properties"].values():
+                for value in prop.get("examples", ()):
+                    jsonschema.validate(value, prop, cls=jsonschema.Draft202012Validator)
+    operations = document["paths"][API]
+    create = operations["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert create == {
+        "key": "crm-customers",
+        "name": "CRM Customer Export",
+        "description": "Daily customer data export from Salesforce.",
+        "connectorKey": "salesforce",
+        "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
+        "syncMode": "incremental",
+        "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
+        "schemaKey": "customers",
+        "status": "active",
+    }
+    page = operations["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert page["data"] == [openapi.EXAMPLE] and page["pagination"]["total"] == 4
+
+
+def test_every_field_is_checked_in_the_component_examples(document):
+    for schema in ("DataSource", "Problem", "Pagination"):
+        properties = component(document, schema)["properties"]
+        check(document, schema, {name: prop["examples"][0] for name, prop in properties.items()})
+
+
+def test_the_create_example_is_what_the_api_creates(api, document):
+    operation = document["paths"][API]["post"]
+    sent = operation["requestBody"]["content"]["application/json"]["example"]
+    created = api.post(sent).get_json()
+    described = operation["responses"]["201"]["content"]["application/json"]["example"]
+    server_made = ("id", "tenantId", "createdAt", "updatedAt")
+    assert {k: v for k, v in created.items() if k not in server_made} == {
+        k: v for k, v in described.items() if k not in server_made
+    }
 
 
 def test_a_conflict_body_matches_the_document(api, document):
@@ -225,7 +357,7 @@ def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
     init_app(host, url_prefix="/tools/ds")
     client = host.test_client()
     document = client.get("/tools/openapi.json").get_json()
-    assert list(document["paths"]) == ["/tools/ds"]
+    assert list(document["paths"]) == ["/tools/ds", "/tools/ds/{key}"]
     validate(document)
     assert client.get("/openapi.json").get_json() == {"host": True}
     assert client.get(DOC).status_code == 404

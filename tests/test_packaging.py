@@ -263,7 +263,7 @@ def test_the_installed_package_serves_with_the_repositorys_server_settings(insta
         # New connections, so the kernel spreads them over both workers;
         # after each batch every answered request must be in the scrape.
         sent, scrapes, expected = 0, [], []
-        while counted_by(metrics) != server.workers() and sent < 300:
+        while not server.workers() <= counted_by(metrics) and sent < 300:
             for _ in range(10):
                 listed = requests.get(
                     f"{server.url}/api/v1/data-sources",
@@ -274,7 +274,8 @@ def test_the_installed_package_serves_with_the_repositorys_server_settings(insta
                 sent += 1
             scrapes.append(requests_total(server.url))
             expected.append(sent)
-        assert counted_by(metrics) == server.workers(), f"one worker served all {sent}"
+        # <=: the master's file holds the series it exports at 0 from start-up
+        assert server.workers() <= counted_by(metrics), f"one worker served all {sent}"
         scrapes += [requests_total(server.url) for _ in range(6)]
         assert scrapes == expected + [sent] * 6
     finally:

@@ -38,6 +38,11 @@ moments = st.datetimes(
     max_value=datetime.datetime(9998, 12, 31),
     timezones=st.none() | st.timezones() | st.just(datetime.UTC),
 )
+# Manual runs only, or a standard cron expression in an IANA zone (schedules.py).
+schedules = st.just({}) | st.fixed_dictionaries(
+    {"cron": st.sampled_from(["0 2 * * *", "*/15 * * * *", "30 1 * * MON-FRI", "0 0 1 JAN *"])},
+    optional={"timezone": st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"])},
+)
 FIELDS = {
     "name": text.filter(lambda s: 0 < len(s) <= 255),
     "description": text,
@@ -45,12 +50,13 @@ FIELDS = {
     "sourceConfig": st.dictionaries(text, json_values, max_size=4),
     "fileFormat": st.none() | text,
     "syncMode": st.sampled_from(SYNC_MODES),
-    "schedule": st.dictionaries(text, json_values, max_size=4),
+    "schedule": schedules,
     "schemaKey": st.none() | text,
     "status": st.sampled_from(STATUSES),
     "lastSyncAt": st.none() | moments.map(datetime.datetime.isoformat),
     "lastSyncStatus": st.none() | text,
-    "recordCount": st.integers(0, INT64_MAX),
+    # JSON Schema's integer: written with a fraction too (37310.0), read as that whole number.
+    "recordCount": st.integers(0, INT64_MAX) | st.integers(0, 2**53).map(float),
 }
 DEFAULTS = REFERENCE_DEFAULTS
 keys = text.filter(lambda s: 0 < len(s) <= 255)
@@ -79,6 +85,7 @@ def expected(sent):
     """What the API must return for the fields a client sent."""
     fields = {**DEFAULTS, **sent}
     fields["lastSyncAt"] = utc_millis(fields["lastSyncAt"])
+    fields["recordCount"] = int(fields["recordCount"])
     return fields
 
 
@@ -121,6 +128,28 @@ def test_any_valid_object_round_trips(app, client):
         assert listed == created.get_json()
 
     round_trip()
+
+
+# What a date-time may hold besides its digits; any other character, anywhere, is a 400.
+DATE_TIME_SYNTAX = set("0123456789-:T .,Z+tz")
+
+
+def test_a_date_time_with_any_other_character_is_refused(app, client):
+    @SETTINGS
+    @given(
+        moment=moments.map(datetime.datetime.isoformat),
+        char=st.characters(exclude_characters=DATE_TIME_SYNTAX),
+        data=st.data(),
+    )
+    def refused(moment, char, data):
+        at = data.draw(st.integers(0, len(moment)))
+        sent = {"key": "k", "name": "n", "lastSyncAt": moment[:at] + char + moment[at:]}
+        response = client.post(API, json=sent, headers=HEADERS)
+        assert response.status_code == 400, (sent, response.get_json())
+        assert list(response.get_json()["errors"]) == ["lastSyncAt"]
+
+    refused()
+    assert rows(app) == []
 
 
 def test_read_only_fields_sent_back_change_nothing(app, client):

@@ -14,7 +14,7 @@ def test_a_remembered_token_still_expires(client):
     time.sleep(max(0.0, expiry - time.time()) + 0.1)
     response = client.get(API, headers=headers)
     assert response.status_code == 401
-    assert response.json["detail"] == "The token is not valid (ExpiredSignatureError)."
+    assert response.json["detail"] == "The token has expired."
 
 
 def test_a_remembered_token_does_not_vouch_for_a_tampered_one(client):
