@@ -27,7 +27,16 @@ OUT = os.path.join(harness.BENCH, "out")
 LIST_TENANT, WRITE_TENANT = "bench-list", "bench-write"
 LIST_SIZE = 1000
 API = "/api/v1/data-sources"
-SCENARIOS = ("list_first", "list_deep", "create", "update_rv", "update_norv", "delete")
+SCENARIOS = (
+    "list_first",
+    "list_deep",
+    "list_status",
+    "get_one",
+    "create",
+    "update_rv",
+    "update_norv",
+    "delete",
+)
 # Bare Flask's fastest with a new connection per request: gthread pays for
 # keep-alive it cannot use. `--threads 1`, or gunicorn runs gthread for sync.
 SYNC = ("--worker-class", "sync", "--threads", "1")
@@ -92,9 +101,13 @@ class Bench:
     def run_scenario(self, scenario, tag, seconds=None):
         env = {"BENCH_TOKEN": self.write_token, "BENCH_PATH": API, "BENCH_RUN": tag}
         env.update(self.wrk_env)
-        script = scenario.split("_")[0] + ".lua"
+        script = "list.lua" if scenario == "get_one" else scenario.split("_")[0] + ".lua"
         if scenario == "list_first":
             env["BENCH_TOKEN"] = self.list_token
+        elif scenario == "list_status":  # a quarter of the tenant (data.py's mix)
+            env.update(BENCH_TOKEN=self.list_token, BENCH_PATH=f"{API}?status=active")
+        elif scenario == "get_one":
+            env.update(BENCH_TOKEN=self.list_token, BENCH_PATH=f"{API}/l-500")
         elif scenario == "list_deep":
             env.update(BENCH_TOKEN=self.list_token, BENCH_PATH=f"{API}?cursor={self.deep_cursor}")
         elif scenario == "update_rv":
