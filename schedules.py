@@ -84,7 +84,13 @@ def check_schedule(value):
     return problems
 
 
+@functools.lru_cache(maxsize=1024)  # a platform's schedules repeat; parsing is the cost
 def cron_problems(expression):
+    """The problems of a cron expression, as a tuple (cached: immutable)."""
+    return tuple(cron_expression_problems(expression))
+
+
+def cron_expression_problems(expression):
     parts = expression.split()
     if expression.lstrip().startswith("@"):
         return ["@ shorthands are not taken; write the 5 fields (@daily is 0 0 * * *)"]
