@@ -62,10 +62,19 @@ def json_body():
         raise Problem(415, "The body must be sent as Content-Type: application/json.")
     if request.mimetype_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise Problem(415, "The body must be JSON in utf-8.")
-    data = read_body()
+    body = strict_json(read_body(), not_json)
+    if not isinstance(body, dict):
+        raise Problem(400, "The body must be a JSON object.")
+    return body
+
+
+def strict_json(data, refused):
+    """`data`, UTF-8 bytes, as strict JSON (RFC 8259): no UTF-16, no encoded
+    surrogates, no duplicate keys, no NaN or numbers past a double. A
+    failure raises `refused(reason[, text, position])`."""
     try:
-        text = data.decode("utf-8")  # strict: no UTF-16, no encoded surrogates
-        body = json.loads(
+        text = data.decode("utf-8")
+        return json.loads(
             text,
             object_pairs_hook=unique_keys,
             parse_float=finite,
@@ -73,15 +82,12 @@ def json_body():
         )
     except UnicodeDecodeError as exc:
         before = data[: exc.start].decode("utf-8")
-        raise not_json("a byte that is not UTF-8", before, len(before)) from None
+        raise refused("a byte that is not UTF-8", before, len(before)) from None
     except json.JSONDecodeError as exc:
-        raise not_json(*syntax_error(text, exc)) from None
+        raise refused(*syntax_error(text, exc)) from None
     except (ValueError, RecursionError) as exc:  # refused by a hook, or nested past the stack
         found = refusal(text, deep=isinstance(exc, RecursionError))
-        raise not_json(*found) if found else not_json(str(exc)) from None
-    if not isinstance(body, dict):
-        raise Problem(400, "The body must be a JSON object.")
-    return body
+        raise refused(*found) if found else refused(str(exc)) from None
 
 
 def not_json(reason, text=None, position=None):

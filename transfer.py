@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
-import json
 import multiprocessing
 import os
 import secrets
@@ -29,7 +28,7 @@ from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
 from datasources import models, store
-from datasources.inputs import finite, refusal, reject_constant, syntax_error, unique_keys
+from datasources.inputs import strict_json
 from datasources.schemas import source_schema
 from datasources.settings import service
 
@@ -285,22 +284,7 @@ class Checker:
         """The loaded fields of a line, read-only fields ignored; else a LineProblem."""
         if line is None:
             raise LineProblem(f"longer than {self.limit} bytes.")
-        try:
-            text = line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
-            body = json.loads(
-                text,
-                object_pairs_hook=unique_keys,
-                parse_float=finite,
-                parse_constant=reject_constant,
-            )
-        except UnicodeDecodeError as exc:
-            column = len(line[: exc.start].decode("utf-8")) + 1
-            raise not_json("a byte that is not UTF-8", position=column - 1) from None
-        except json.JSONDecodeError as exc:
-            raise not_json(*syntax_error(text, exc)) from None
-        except (ValueError, RecursionError) as exc:
-            found = refusal(text, deep=isinstance(exc, RecursionError))
-            raise not_json(*found) if found else not_json(str(exc)) from None
+        body = strict_json(line.removesuffix(b"\n").removesuffix(b"\r"), not_json)
         if not isinstance(body, dict):
             raise LineProblem("not a JSON object.")
         try:

@@ -26,6 +26,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_URL = os.environ.get("DATASOURCES_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("DATASOURCES_TEST_REQUIRE_POSTGRES") == "1"
 SECRET = "test-secret-" + "x" * 32
+# The reference's example request (its create body).
+EXAMPLE = {
+    "key": "crm-customers",
+    "name": "CRM Customer Export",
+    "description": "Daily customer data export from Salesforce.",
+    "connectorKey": "salesforce",
+    "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
+    "syncMode": "incremental",
+    "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
+    "schemaKey": "customers",
+    "status": "active",
+}
 COUNTED = ("data_sources", "datasources_tenant_counts", "datasources_facet_counts")
 API = "/api/v1/data-sources"
 EXAMPLE_KEY = "crm-customers"

@@ -5,21 +5,10 @@ import json
 import re
 
 import pytest
-from conftest import API, REFERENCE_DEFAULTS, database_of, problem, rows
+from conftest import API, EXAMPLE, REFERENCE_DEFAULTS, database_of, problem, rows
 
 from datasources import models
 
-EXAMPLE = {
-    "key": "crm-customers",
-    "name": "CRM Customer Export",
-    "description": "Daily customer data export from Salesforce.",
-    "connectorKey": "salesforce",
-    "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
-    "syncMode": "incremental",
-    "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
-    "schemaKey": "customers",
-    "status": "active",
-}
 FIELDS = [
     "id", "tenantId", "key", "name", "description", "connectorKey", "sourceConfig",
     "fileFormat", "syncMode", "schedule", "schemaKey", "status", "lastSyncAt",

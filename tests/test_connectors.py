@@ -9,7 +9,7 @@ import re
 
 import jsonschema
 import pytest
-from conftest import API, SECRET, auth, close, database_of, problem, rows
+from conftest import API, EXAMPLE, SECRET, auth, close, database_of, problem, rows
 from flask import Flask
 
 from datasources import connectors
@@ -61,17 +61,7 @@ SECRET_FIELDS = {
 }
 # Names a credential property of ours has: each must be marked secret.
 CREDENTIAL_WORDS = SECRET_NAMES + ("ssh_key", "jaas", "client_key", "access_key_id")
-REFERENCE = {  # the reference's example request
-    "key": "crm-customers",
-    "name": "CRM Customer Export",
-    "description": "Daily customer data export from Salesforce.",
-    "connectorKey": "salesforce",
-    "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
-    "syncMode": "incremental",
-    "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
-    "schemaKey": "customers",
-    "status": "active",
-}
+REFERENCE = EXAMPLE  # the reference's example request
 README_CREATE = {  # the README's walk-through
     "key": "crm-customers",
     "name": "CRM Customer Export",

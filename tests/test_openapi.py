@@ -5,7 +5,7 @@ import re
 
 import jsonschema
 import pytest
-from conftest import API, auth, close, database_of
+from conftest import API, EXAMPLE, auth, close, database_of
 from flask import Flask
 from openapi_spec_validator import validate
 
@@ -272,17 +272,7 @@ def test_every_example_is_valid_and_bodies_hold_the_references(document):
                     jsonschema.validate(value, prop, cls=jsonschema.Draft202012Validator)
     operations = document["paths"][API]
     create = operations["post"]["requestBody"]["content"]["application/json"]["example"]
-    assert create == {
-        "key": "crm-customers",
-        "name": "CRM Customer Export",
-        "description": "Daily customer data export from Salesforce.",
-        "connectorKey": "salesforce",
-        "sourceConfig": {"objectName": "Contact", "query": "SELECT Id, Email, Name FROM Contact"},
-        "syncMode": "incremental",
-        "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
-        "schemaKey": "customers",
-        "status": "active",
-    }
+    assert create == EXAMPLE
     page = operations["get"]["responses"]["200"]["content"]["application/json"]["example"]
     assert page["data"] == [openapi.EXAMPLE] and page["pagination"]["total"] == 4
 
