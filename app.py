@@ -30,6 +30,7 @@ from datasources import (
     openapi,
     store,
     transfer,
+    vault,
 )
 from datasources.auth import (
     ROLES,
@@ -44,6 +45,7 @@ from datasources.inputs import if_match, json_body, load_query, read_cursor, wri
 from datasources.schemas import (
     delete_query_schema,
     list_query_schema,
+    source_query_schema,
     source_schema,
     update_source_schema,
 )
@@ -77,12 +79,17 @@ class Service:
             identity = jwt_identity if settings.auth == "jwt" else header_identity
         self.identity = identity
         self.catalog = connectors.load(settings)  # refuses a bad connector file at start-up
+        self.vault = vault.vault_of(app, settings)  # refuses a key that is not a Fernet key
         auto = settings.auto_migrate
         self.migrate_first = isinstance(database, SqliteDatabase) if auto is None else auto
         self.schema_ready = False  # checked on the first store call; see store.database
         # Caches: per worker, never shared across apps.
         self.verified_tokens = {}  # token -> (expiry, claims); see auth.jwt_identity
         self.answers = store.Answers(settings.answer_cache_bytes)
+
+    def migrate(self):
+        """Apply pending migrations, sealing secrets found in clear with our keys."""
+        return models.migrate(self.database, store.sealer(self))
 
 
 # Views.
@@ -145,24 +152,34 @@ def list_sources():
 def create_source():
     """Create a source; its key is unique within the tenant."""
     tenant = authorize("editor")
-    fields = service().catalog.check_source(source_schema.load(json_body()))
-    created = store.create_source(tenant, fields)
+    created = store.create_source(tenant, source_schema.load(json_body()))
     return tagged(respond(Fragment(created.answer), 201), created)
 
 
 @bp.get("/<datasources_key:key>", merge_slashes=False)
 def get_source(key):
     """One source by its key, percent-encoded in the path (`/` included);
-    304 when `If-None-Match` names its entity tag."""
+    304 when `If-None-Match` names its entity tag. `?includeSecrets=true`:
+    its secrets in clear, for the reveal role only, never cached."""
     tenant = authorize("viewer")
+    reveal = bool(request.args) and load_query(source_query_schema).get("include_secrets", False)
+    if reveal:
+        authorize(service().settings.reveal_role)
     try:  # Werkzeug reads a path that is not UTF-8 with U+FFFD: another key
         request.environ["PATH_INFO"].encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise Problem(404, "No data source has that key: the path is not UTF-8.") from None
-    source = store.get_source(tenant, key)
+    if reveal:
+        source = store.reveal_source(tenant, key, g.datasources_role).source
+    else:
+        source = store.get_source(tenant, key)
     if request.if_none_match.contains_weak(source.tag):
-        return tagged(empty(304), source)
-    return tagged(respond(Fragment(source.answer)), source)
+        response = empty(304)
+    else:
+        response = respond(Fragment(source.answer))
+    if reveal:
+        response.headers["Cache-Control"] = "no-store"
+    return tagged(response, source)
 
 
 @bp.put("")
@@ -314,8 +331,39 @@ transfer.add_commands(bp.cli)  # `export` and `import`
 @db_cli.command("upgrade")
 def db_upgrade():
     """Apply pending schema migrations."""
-    applied = models.migrate(service().database)
+    applied = service().migrate()
     click.echo("applied: " + ", ".join(applied) if applied else "schema is current")
+
+
+secrets_cli = AppGroup("secrets", help="The secrets of sources' configs.")
+bp.cli.add_command(secrets_cli)
+
+
+@secrets_cli.command("rotate")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, show_default=True)
+def secrets_rotate(batch):
+    """Encrypt every stored secret again under the first of
+    DATASOURCES_SECRET_KEYS, while the service serves; then the other keys
+    can go. Run again after an interruption: it goes on where it stopped."""
+    database = store.database()
+    tally = store.Rotation()
+    with database.connection_context():
+        for tally in store.rotate_secrets(batch):
+            click.echo(f"rotated {tally.rotated}", err=True)
+    click.echo(
+        f"rotated: {tally.rotated}, changed meanwhile: {tally.changed}, "
+        f"unreadable: {tally.unreadable}"
+    )
+    if tally.changed:
+        click.echo("Some sources were written meanwhile: run it again.", err=True)
+    if tally.changed or tally.unreadable:
+        raise SystemExit(1)
+
+
+@secrets_cli.command("new-key")
+def secrets_new_key():
+    """Print a new Fernet key, for DATASOURCES_SECRET_KEYS."""
+    click.echo(vault.new_key())
 
 
 @bp.cli.command("token")
@@ -336,6 +384,13 @@ def token_command(tenant, role, expires_in):
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     click.echo(jwt.encode(claims, state.jwt_secret, algorithm="HS256"))
+
+
+def reveal_secrets(tenant, key, caller="host"):
+    """For a host that embeds the API, in its app context: the source of
+    `key` as a dict, its secrets in clear; logged and counted as a reveal
+    by `caller` (a 404 or 503 Problem as the API's)."""
+    return models.json_value(store.reveal_source(tenant, key, caller).source.answer)
 
 
 # Wiring.
@@ -429,7 +484,7 @@ def create_app(test_config=None, instance_path=None):
     observability.use_standalone(app)  # stdout log handler, GET /metrics
     state = app.extensions["datasources"]
     if state.migrate_first:
-        models.migrate(state.database)
+        state.migrate()
         state.migrate_first = False
     return app
 

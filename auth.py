@@ -151,6 +151,7 @@ def authorize(minimum):
         # RFC 6750: a valid token with too few rights is `insufficient_scope`.
         challenge = f'Bearer error="insufficient_scope", error_description="{detail}"'
         raise Problem(403, detail, headers={"WWW-Authenticate": challenge} if bearer() else None)
+    g.datasources_role = role
     return tenant
 
 

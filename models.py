@@ -9,10 +9,12 @@ database with named parameters (`param`), whose order Peewee decides.
 import collections
 import datetime
 import functools
+import json
 import operator
 import os
 import secrets
 
+import orjson
 from peewee import (
     OP,
     SQL,
@@ -79,6 +81,11 @@ class DataSource(Model):
     row_version = BigIntegerField(default=1)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    # Secrets (vault.py): per pointer, version, fingerprint and time; the
+    # values as one Fernet token; the id of the key that made it.
+    secrets = JSONField(default=dict, dumps=json_text)
+    secret_values = TextField(null=True)
+    secret_key_id = TextField(null=True)
 
     class Meta:
         table_name = "data_sources"
@@ -361,6 +368,49 @@ def find(database, tenant, key):
     return written(database, FIND, tenant=tenant, key=key)
 
 
+# A source as a write that depends on what is stored reads it: what its
+# connector checks, and its secrets.
+Row = collections.namedtuple(
+    "Row", "id row_version answer connector_key source_config status file_format secrets sealed"
+)
+ROW_COLUMNS = ("connector_key", "source_config", "status", "file_format", "secrets")
+
+
+def row_statement(locked):
+    def build(database):
+        columns = [getattr(DataSource, name) for name in ROW_COLUMNS]
+        query = DataSource.select(*returned(database), *columns, DataSource.secret_values)
+        query = query.where(*of_key())
+        return query.for_update() if locked and not isinstance(database, SqliteDatabase) else query
+
+    return Statement(build)
+
+
+ROWS = Shapes(row_statement)
+
+
+def find_row(database, tenant, key, locked=False):
+    """The source as a Row, or None; `locked`: until the transaction ends
+    (SQLite's write transaction locks it already)."""
+    rows = ROWS[(locked,)].run(database, tenant=tenant, key=key).fetchall()
+    if not rows:
+        return None
+    row = Row._make(rows[0])
+    return row._replace(
+        source_config=json_value(row.source_config), secrets=json_value(row.secrets)
+    )
+
+
+def json_value(value):
+    """A JSON column's value: SQLite gives its text, psycopg the value."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:  # integers past 64 bits, which a sourceConfig may hold
+        return json.loads(value)
+
+
 FIELDS = DataSource._meta.sorted_fields
 INSERT = Statement(
     lambda database: DataSource.insert({field: param(field.name) for field in FIELDS}).returning(
@@ -438,6 +488,40 @@ def delete(database, tenant, key, expected=None, tags=()):
     return statement.run(database, tenant=tenant, key=key, expected=expected, **values).rowcount > 0
 
 
+# Key rotation (store.rotate_secrets): the tokens another key made, by id,
+# and each written again only if no write changed it meanwhile.
+
+SEALED_PAGE = Statement(
+    lambda database: (
+        DataSource.select(DataSource.id, DataSource.secret_values)
+        .where(
+            DataSource.secret_values.is_null(False),
+            DataSource.secret_key_id.is_null() | (DataSource.secret_key_id != param("key_id")),
+            DataSource.id > param("after"),
+        )
+        .order_by(DataSource.id)
+        .limit(param("limit"))
+    )
+)
+RESEAL = Statement(
+    lambda database: DataSource.update(
+        {DataSource.secret_values: param("new"), DataSource.secret_key_id: param("key_id")}
+    ).where(DataSource.id == param("id"), DataSource.secret_values == param("old"))
+)
+
+
+def sealed_page(database, key_id, after, limit):
+    """Up to `limit` (id, token) of the sources after id `after` whose
+    secrets a key other than `key_id` encrypted."""
+    return SEALED_PAGE.run(database, key_id=key_id, after=after, limit=limit).fetchall()
+
+
+def reseal(database, source_id, old, new, key_id):
+    """Replace a source's token `old` by `new`; whether it was still `old`."""
+    values = {"id": source_id, "old": old, "new": new, "key_id": key_id}
+    return RESEAL.run(database, **values).rowcount == 1
+
+
 COUNT_ADD = Statement(
     lambda database: TenantCount.insert(
         tenant_id=param("tenant"), sources=param("delta")
@@ -501,10 +585,11 @@ def write_transaction(database):
     return database.atomic()
 
 
-def migrate(database):
+def migrate(database, seal=None):
     """Apply pending migrations; safe when several processes start at once.
     With none pending it takes no write lock, so a worker that (re)starts
-    while the database is locked or read-only still boots."""
+    while the database is locked or read-only still boots. `seal`: the app's
+    store.sealer, for migrations that encrypt secrets stored in clear."""
     with database.connection_context():
         if not pending_migrations(database):
             return []
@@ -514,7 +599,9 @@ def migrate(database):
                     "SET LOCAL statement_timeout = 0"
                 )  # DDL may outlast a request's
                 database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            return Runner(database, MIGRATIONS, table_name=MIGRATION_TABLE).up()
+            runner = Runner(database, MIGRATIONS, table_name=MIGRATION_TABLE)
+            runner.migrator.seal = seal  # what a migration's up(migrator, db) may need
+            return runner.up()
 
 
 def pending_migrations(database):
@@ -537,13 +624,13 @@ def ours(table):
 
 # Bulk transfer (transfer.py): the export's pages and the import's batches.
 
-ExportRow = collections.namedtuple("ExportRow", "position answer")
+ExportRow = collections.namedtuple("ExportRow", "position answer sealed")
 
 
 def export_statement(first):
     def build(database):
         source = DataSource
-        query = source.select(source.created_at, source.id, answer(database))
+        query = source.select(source.created_at, source.id, answer(database), source.secret_values)
         query = query.where(source.tenant_id == param("tenant"))
         if not first:
             after = Tuple(param("after_time"), param("after_id"))
@@ -564,7 +651,7 @@ def export_page(database, tenant, limit, after=None):
     cursor = EXPORT_PAGES[(after is None,)].run(
         database, tenant=tenant, limit=limit, after_time=after_time, after_id=after_id
     )
-    return [ExportRow(row[:2], row[2]) for row in cursor.fetchall()]
+    return [ExportRow(row[:2], row[2], row[3]) for row in cursor.fetchall()]
 
 
 TENANTS = Statement(

@@ -56,6 +56,12 @@ DATABASE_ERRORS = Counter(
     ["error"],
 )
 
+SECRET_REVEALS = Counter(
+    "datasources_secret_reveals_total",
+    "Sources answered with their secrets in clear (includeSecrets), by the caller's role.",
+    ["role"],
+)
+
 # What went wrong, read from the driver's text (psycopg's and sqlite3's own
 # words; connection failures carry no SQLSTATE). The first that matches names
 # the cause; each is a label of DATABASE_ERRORS, exported at 0 from the start.
@@ -175,9 +181,18 @@ def database_words(exc, cause):
 
 def count_database_error(cause):
     """Count a request that failed on the database (errors.py calls this)."""
+    count(DATABASE_ERRORS, cause)
+
+
+def count_reveal(role):
+    """Count a source answered with its secrets in clear (store.reveal_source)."""
+    count(SECRET_REVEALS, role)
+
+
+def count(counter, *labels):
     if current_app.extensions.get(EXTENSION):
         try:
-            DATABASE_ERRORS.labels(cause).inc()
+            counter.labels(*labels).inc()
         except OSError:
             log.warning("metrics not recorded: the metrics folder is unavailable")
 

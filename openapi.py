@@ -65,6 +65,7 @@ EXAMPLE = {
     "rowVersion": 3,
     "createdAt": "2026-03-01T12:00:00.000Z",
     "updatedAt": "2026-03-16T02:00:00.000Z",
+    "secrets": {},
 }
 CREATE_EXAMPLE = {  # the reference's example request
     name: EXAMPLE[name]
@@ -100,6 +101,10 @@ CONFLICT_EXAMPLE = {
 }
 
 FIELDS = {  # every field of the object: what it means, after the reference
+    "secrets": "Read-only. Each secret of `sourceConfig` (shown there as `**********`) by its "
+    "JSON Pointer: `version` (1 when set, + 1 at each new value), `fingerprint` (an "
+    "HMAC-SHA256 of the value under a server key, bound to the tenant, source and pointer: "
+    "stable while the value is, another when it changes) and `updatedAt`. `{}` when none.",
     "id": "Made by the service: `ds_` and 20 random hex digits.",
     "tenantId": "The caller's tenant, from its credentials only.",
     "key": "Unique identifier key within the tenant, 1-255 characters; PUT and DELETE "

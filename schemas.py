@@ -14,7 +14,7 @@ from datasources.schedules import validate_schedule
 
 SYNC_MODES = ("full_refresh", "incremental", "cdc")
 STATUSES = ("draft", "active", "paused", "archived")
-READ_ONLY = ("id", "tenantId", "createdAt", "updatedAt")
+READ_ONLY = ("id", "tenantId", "createdAt", "updatedAt", "secrets")
 INT64_MAX = 2**63 - 1
 MAX_DEPTH = 32
 
@@ -160,6 +160,7 @@ class DataSourceSchema(Schema):
     row_version = fields.Integer(data_key="rowVersion", dump_only=True)
     created_at = UTCDateTime(data_key="createdAt", dump_only=True)
     updated_at = UTCDateTime(data_key="updatedAt", dump_only=True)
+    secrets = fields.Dict(dump_only=True)  # per secret's JSON Pointer: see vault.py
 
     read_only = READ_ONLY + ("rowVersion",)
 
@@ -228,6 +229,15 @@ class ListQuerySchema(Schema):
     updated_after = UTCDateTime(data_key="updatedAfter")
 
 
+class SourceQuerySchema(Schema):
+    """The single GET's query."""
+
+    class Meta:
+        unknown = RAISE
+
+    include_secrets = fields.Boolean(data_key="includeSecrets")
+
+
 class DeleteQuerySchema(Schema):
     class Meta:
         unknown = RAISE
@@ -247,6 +257,7 @@ update_source_schema = DataSourceUpdateSchema(
 )
 list_query_schema = ListQuerySchema()
 delete_query_schema = DeleteQuerySchema()
+source_query_schema = SourceQuerySchema()
 
 
 KINDS = (

@@ -49,6 +49,9 @@ class Settings:
     connectors_dir: str | None = None  # a folder of connector JSON files: added, or replacing
     connectors_strict: bool = False  # true: a connectorKey no connector has is a 400
     secret_names: tuple = SECRET_NAMES  # config keys holding one of these are secret
+    secret_keys: tuple = ()  # Fernet keys, the first encrypts; (): one in the instance folder
+    secret_fingerprint_key: str | None = None  # None: one in the instance folder
+    reveal_role: str = "admin"  # the role that may read secrets in clear (includeSecrets)
 
     @classmethod
     def from_config(cls, config):
@@ -69,6 +72,7 @@ class Settings:
 
     def check(self):
         choices = {"auth": ("jwt", "headers"), "log_format": ("json", "text")}
+        choices["reveal_role"] = ("viewer", "editor", "admin")
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{PREFIX}{name.upper()} must be one of {', '.join(allowed)}.")

@@ -3,6 +3,7 @@
     .venv/bin/python bench/cpu_profile.py list            # first page of 1,000 sources
     .venv/bin/python bench/cpu_profile.py deep --top 30   # a page near the end, via its cursor
     .venv/bin/python bench/cpu_profile.py create          # also: update
+    .venv/bin/python bench/cpu_profile.py create_secrets  # two secrets; also: update_secrets
 
 The service (`create_app`, SQLite in a temp folder, JSON logs to /dev/null)
 answers WSGI calls with no server and no network: `process_time` per request,
@@ -38,6 +39,7 @@ SOURCE = {
     "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
     "status": "active",
 }
+S3 = {"bucket": "orders", "aws_access_key_id": "AKIA0001"}
 
 
 class Service:
@@ -66,14 +68,24 @@ class Service:
             return self.call("GET")
         if scenario == "deep":
             return self.call("GET", query={"cursor": self.deep_cursor})
+        self.created += 1
         if scenario == "create":
-            self.created += 1
             return self.call("POST", {"key": f"new-{self.created}", **SOURCE})
+        secret = {"aws_secret_access_key": f"secret-{self.created}"}
+        if scenario == "create_secrets":
+            config = {**S3, **secret}
+            body = {**SOURCE, "connectorKey": "s3", "sourceConfig": config}
+            return self.call("POST", {**body, "key": f"new-{self.created}"})
+        if scenario == "update_secrets":
+            config = {**S3, "aws_access_key_id": "**********", **secret}
+            return self.call("PUT", {"key": "s3-1", "sourceConfig": config})
         return self.call("PUT", {"key": "k-5", "name": "renamed", "status": "paused"})
 
     def seed(self, count):
         for i in range(count):
             self.call("POST", {"key": f"k-{i}", **SOURCE})
+        s3 = {**SOURCE, "connectorKey": "s3", "sourceConfig": {**S3, "aws_secret_access_key": "s"}}
+        self.call("POST", {**s3, "key": "s3-1"})
         cursor = None
         for _ in range(count // 25 - 1):  # the cursor before the last page but one
             query = {"cursor": cursor} if cursor else None
@@ -83,7 +95,9 @@ class Service:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=("list", "deep", "create", "update"))
+    parser.add_argument(
+        "scenario", choices=("list", "deep", "create", "update", "create_secrets", "update_secrets")
+    )
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()

@@ -9,6 +9,7 @@ its own on that server (so concurrent runs never meet), and each test
 starts with empty tables.
 """
 
+import logging
 import os
 import secrets
 import subprocess
@@ -18,6 +19,7 @@ import urllib.parse
 import jwt
 import psycopg
 import pytest
+import servers
 
 from datasources import connections, models
 from datasources.app import create_app
@@ -54,6 +56,61 @@ REFERENCE_DEFAULTS = {  # what the reference gives a source created with key and
     "lastSyncStatus": None,
     "recordCount": 0,
 }
+
+
+# Every secret string a test sends holds SECRET_MARK (secret_value); every log
+# record of the run, and every gunicorn log the tests read, is searched for
+# it, and the run fails if one holds it (pytest_sessionfinish).
+SECRET_MARK = "sEkReT"
+
+
+SECRETS_SENT = []
+
+
+def secret_value(label="value"):
+    """A fresh secret for a test to send: no log line may ever hold it."""
+    SECRETS_SENT.append(f"{SECRET_MARK}-{label}-{secrets.token_hex(4)}")
+    return SECRETS_SENT[-1]
+
+
+class LeakWatch(logging.Handler):
+    """Keeps every log record whose text (message, traceback) holds `mark`."""
+
+    def __init__(self, mark=SECRET_MARK):
+        super().__init__(logging.DEBUG)
+        self.mark, self.records, self.leaks = mark, 0, []
+
+    def emit(self, record):
+        self.records += 1
+        text = record.getMessage() + (record.exc_text or "")
+        if record.exc_info and record.exc_info[1] is not None:
+            text += logging.Formatter().formatException(record.exc_info)
+        if self.mark in text:
+            self.leaks.append(f"{record.name}: {text[:500]}")
+
+    def leaks_in(self, text, where):
+        if self.mark in text:
+            self.leaks.append(f"{where}: {text[text.index(self.mark) - 200 :][:500]}")
+
+
+WATCH = LeakWatch()
+
+
+def pytest_configure(config):
+    logging.getLogger().addHandler(WATCH)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for where, text in servers.LOGS_READ:
+        WATCH.leaks_in(text, where)
+    if SECRETS_SENT and not (WATCH.records or servers.LOGS_READ):
+        print("\nSecrets were sent, but no log record reached the leak watch.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if WATCH.leaks:
+        print(f"\n{len(WATCH.leaks)} log lines hold a secret value the tests sent:")
+        for leak in WATCH.leaks[:20]:
+            print("  " + leak)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ import psycopg
 import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOGS_READ = []  # (where, text) of each server log, searched for secrets at the end of the run
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
@@ -168,6 +169,7 @@ class Gunicorn:
             os.killpg(self.pid, signal.SIGKILL)  # workers orphaned by a test's SIGKILL
         except ProcessLookupError:
             pass
+        LOGS_READ.append((f"gunicorn on port {self.port}", self.log()))
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -46,6 +46,9 @@ sources = st.fixed_dictionaries(
         "row_version": st.integers(1, 2**63 - 2),  # created at 1, +1 per update
         "created_at": moments,
         "updated_at": moments,
+        "secrets": json_objects,
+        "secret_values": maybe_text,
+        "secret_key_id": maybe_text,
     }
 )
 
@@ -103,6 +106,7 @@ def test_the_plan_follows_the_schema():
         "rowVersion": "integer",
         "createdAt": "time",
         "updatedAt": "time",
+        "secrets": "object",
     }
 
 
@@ -113,6 +117,7 @@ def test_times_are_cut_to_milliseconds_not_rounded(app):
         **{field.name: field.default for field in models.DataSource._meta.sorted_fields},
         **{"id": "ds_1", "tenant_id": "t", "key": "k", "name": "n", "source_config": {}},
         **{"schedule": {}, "last_sync_at": whole, "created_at": moment, "updated_at": moment},
+        "secrets": {},
     }
     database = database_of(app)
     with app.app_context(), database.connection_context():

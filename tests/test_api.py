@@ -12,7 +12,7 @@ from datasources import models
 FIELDS = [
     "id", "tenantId", "key", "name", "description", "connectorKey", "sourceConfig",
     "fileFormat", "syncMode", "schedule", "schemaKey", "status", "lastSyncAt",
-    "lastSyncStatus", "recordCount", "rowVersion", "createdAt", "updatedAt",
+    "lastSyncStatus", "recordCount", "rowVersion", "createdAt", "updatedAt", "secrets",
 ]  # fmt: skip
 TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 

@@ -533,7 +533,9 @@ def test_flask_token_in_a_real_process(instance, client):
     headers = {"Authorization": "Bearer " + result.stdout.strip()}
     created = client.post(API, json={"key": "k", "name": "n"}, headers=headers)
     assert created.status_code == 201 and created.get_json()["tenantId"] == "t_proc"
-    assert os.listdir(instance) == ["datasources.db"]
+    # The JWT secret is set, the secret keys are not: those are made there.
+    made = ["datasources-fernet-key", "datasources-fingerprint-key", "datasources.db"]
+    assert sorted(os.listdir(instance)) == made
     assert repo_instance() == before
 
 

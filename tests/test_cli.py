@@ -32,7 +32,8 @@ def tables(database):
         return set(database.get_tables())
 
 
-MIGRATIONS = ["0001_initial", "0002_filters"]
+MIGRATIONS = ["0001_initial", "0002_filters", "0003_secrets"]
+INSTANCE_FILES = ["datasources-fernet-key", "datasources-fingerprint-key", "datasources-secret"]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 
 
@@ -67,7 +68,8 @@ def test_flask_db_upgrade_in_a_real_process(empty_database_url, tmp_path):
     assert (first.returncode, first.stdout) == (0, APPLIED), first.stderr
     again = flask_cli(instance, "db", "upgrade", **env)
     assert (again.returncode, again.stdout) == (0, "schema is current\n"), again.stderr
-    assert os.listdir(instance) == ["datasources-secret"]  # no JWT secret set: made there
+    # No JWT secret and no secret keys set: made there.
+    assert sorted(os.listdir(instance)) == INSTANCE_FILES
     assert repo_instance() == before
 
 

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from datasources import connectors, vault
 from datasources.schemas import INT64_MAX, STATUSES, SYNC_MODES
+from datasources.settings import Settings
 
 SETTINGS = hypothesis.settings(
     max_examples=50,
@@ -19,7 +21,8 @@ SETTINGS = hypothesis.settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 HEADERS = auth()
-SERVER_MADE = ("id", "tenantId", "rowVersion", "createdAt", "updatedAt")
+SERVER_MADE = ("id", "tenantId", "rowVersion", "createdAt", "updatedAt", "secrets")
+CATALOG = connectors.load(Settings())
 
 # Storable text: no C0 control character but tab, newline and return; no lone surrogate.
 UNSTORABLE = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"]
@@ -86,6 +89,9 @@ def expected(sent):
     fields = {**DEFAULTS, **sent}
     fields["lastSyncAt"] = utc_millis(fields["lastSyncAt"])
     fields["recordCount"] = int(fields["recordCount"])
+    config = fields["sourceConfig"] = vault.copy(fields["sourceConfig"])
+    for place in CATALOG.secret_pointers(fields["connectorKey"], config):  # answered masked
+        vault.put(config, place, vault.MASK)
     return fields
 
 

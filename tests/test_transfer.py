@@ -6,11 +6,12 @@ creates what POST would, reports every line it cannot create, and with
 import json
 
 import pytest
-from conftest import API, auth, close, database_of, flask_cli, rows
+from conftest import API, SECRET_MARK, auth, close, database_of, flask_cli, rows, secret_value
 from flask import Flask
 
 from datasources import transfer
 from datasources.app import init_app
+from datasources.vault import MASK
 
 SOURCES = [
     {"key": "crm-customers", "name": "CRM Customer Export", "connectorKey": "salesforce"},
@@ -109,11 +110,31 @@ def test_export_is_what_the_api_lists_byte_for_byte(api, client, runner, monkeyp
     assert export(runner, "--tenant", "t_404").stdout_bytes == b""
 
 
-def test_include_secrets_says_what_it_needs(api, runner):
-    create(api, "t_001", SOURCES[:1])
-    result = export(runner, "--include-secrets")
-    assert result.stderr == transfer.SECRETS_NOTE + "\n"
-    assert result.stdout_bytes == export(runner).stdout_bytes
+def test_secrets_are_exported_masked_or_in_clear(api, client, runner, tmp_path):
+    password = secret_value("password")
+    config = {"table": "orders", "password": password}
+    api.post({"key": "pg", "name": "PG", "connectorKey": "postgres", "sourceConfig": config})
+    masked = export(runner)
+    assert masked.stderr == "" and SECRET_MARK not in masked.stdout
+    assert json.loads(masked.stdout)["sourceConfig"] == {"table": "orders", "password": MASK}
+    clear = export(runner, "--include-secrets")
+    assert clear.stderr == transfer.SECRETS_NOTE + "\n"
+    assert json.loads(clear.stdout)["sourceConfig"] == config
+    assert json.loads(clear.stdout)["secrets"] == json.loads(masked.stdout)["secrets"]
+    path = write(tmp_path / "masked.jsonl", masked.stdout.strip())
+    refused = run_import(runner, path, "t_002")
+    assert refused.exit_code == 1
+    expected = f"line 1: invalid: sourceConfig: /password: {MASK!r} keeps a stored secret"
+    assert expected in refused.output
+    path = write(tmp_path / "clear.jsonl", clear.stdout.strip())
+    assert run_import(runner, path, "t_002").exit_code == 0
+    moved = client.get(f"{API}/pg?includeSecrets=true", headers=auth("t_002", "admin"))
+    assert moved.get_json()["sourceConfig"] == config
+    assert SECRET_MARK not in repr(rows_of_tenant(client, "t_002"))
+
+
+def rows_of_tenant(client, tenant):
+    return client.get(API, headers=auth(tenant, "viewer")).get_json()["data"]
 
 
 def test_an_empty_export_still_writes_its_file(runner, tmp_path):
