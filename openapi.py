@@ -114,7 +114,9 @@ FIELDS = {  # every field of the object: what it means, after the reference
     "connectorKey": 'Connector type key (e.g. "s3", "snowflake", "kafka"). Default "". '
     + TEXT_RULE,
     "sourceConfig": "Connector-specific source configuration: a JSON object with any values. "
-    "Default {}. " + JSON_RULE,
+    "Default {}. Its secrets (by the connector's schema, else by key name) are answered as "
+    '`"**********"` (see `secrets`); the mask sent back at a secret\'s place keeps the stored '
+    "value. " + JSON_RULE,
     "fileFormat": 'File format for file-based sources (e.g. "csv", "parquet", "json"), '
     "or null (the default). " + TEXT_RULE,
     "syncMode": "`full_refresh` (the default): replace all data on each sync; `incremental`: "
@@ -224,6 +226,45 @@ SCHEDULE = {
     },
     "dependentRequired": {"timezone": ["cron"]},
 }
+
+
+# A secret's entry in `secrets`, by its JSON Pointer inside sourceConfig.
+SECRET_INFO = {
+    "type": "object",
+    "description": "One secret of `sourceConfig`: its version, when it was set, and its "
+    "fingerprint (never its value).",
+    "required": ["version", "updatedAt", "fingerprint"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"type": "integer", "minimum": 1, "examples": [2],
+                    "description": "1 when set; + 1 at each new value (the mask keeps it)."},
+        "updatedAt": {"type": "string", "format": "date-time",
+                      "examples": ["2026-03-16T02:00:00.000Z"],
+                      "description": "When this value was set."},
+        "fingerprint": {"type": "string", "pattern": "^hmac-sha256:[0-9a-f]{32}$",
+                        "examples": ["hmac-sha256:5f0c3a9e1b7d4c2a8e6f0b1d3c5a7e9f"],
+                        "description": "HMAC-SHA256 of the value under a server key, bound "
+                        "to the tenant, source and pointer: the same while the value is."},
+    },
+}  # fmt: skip
+INCLUDE_SECRETS = {
+    "in": "query",
+    "name": "includeSecrets",
+    "required": False,
+    "description": "`true`: `sourceConfig` with its secrets in clear, for the reveal role "
+    "only (admin unless DATASOURCES_REVEAL_ROLE says otherwise), answered with "
+    "`Cache-Control: no-store`; every reveal is logged and counted.",
+    "schema": {"type": "boolean", "default": False},
+}
+SECRETS_UNREADABLE = {
+    "description": "Unavailable: the database, pending migrations, or (with `includeSecrets`, "
+    "or a PUT that needs the stored secrets) secrets no configured key decrypts "
+    "(`urn:datasources:secrets-unreadable`).",
+    "content": {"application/problem+json": {"schema": "Problem", "example": {
+        "type": "urn:datasources:secrets-unreadable", "title": "Secrets unreadable",
+        "status": 503, "detail": "The source's secrets cannot be decrypted with any configured "
+        "key: set DATASOURCES_SECRET_KEYS to include the key they were written with."}}},
+}  # fmt: skip
 
 
 def storable(converter, field, **kwargs):
@@ -416,7 +457,8 @@ OPERATIONS = {
                                     "rowVersion mismatch; `current` is the stored object.",
                                     CONFLICT_EXAMPLE),
             "412": PRECONDITION_FAILED,
-            **errors(400, 401, 403, 404, 413, 415, 428, 503),
+            **errors(400, 401, 403, 404, 413, 415, 428),
+            "503": SECRETS_UNREADABLE,
         },
     },
     "delete": {
@@ -441,12 +483,13 @@ SOURCE = {
         "summary": "Read a data source",
         "description": "The data source with this key in the caller's tenant, with its "
         "entity tag; a 304 when `If-None-Match` names it. Needs the viewer role.",
-        "parameters": [KEY_IN_PATH, IF_NONE_MATCH],
+        "parameters": [KEY_IN_PATH, INCLUDE_SECRETS, IF_NONE_MATCH],
         "responses": {
             "200": json_response("The data source.", "DataSource", EXAMPLE, headers=ETAG),
             "304": {"description": "Not modified: `If-None-Match` names its tag.",
                     "headers": ETAG},
-            **errors(401, 403, 404, 503),
+            **errors(400, 401, 403, 404),
+            "503": SECRETS_UNREADABLE,
         },
     },
 }  # fmt: skip
@@ -515,6 +558,14 @@ def build(url_prefix):
         schedule = schemas[name]["properties"]["schedule"]
         schedule.pop("propertyNames", None)
         schedule.update(SCHEDULE)
+    schemas["SecretInfo"] = SECRET_INFO
+    for name in ("DataSource", "DataSourceCreate", "DataSourceUpdate"):
+        secrets = schemas[name]["properties"].get("secrets")
+        if secrets is not None and "type" in secrets:  # the answer's; requests' are ignored
+            secrets.update(
+                propertyNames={"pattern": "^(/[^/]*)+$"},
+                additionalProperties={"$ref": "#/components/schemas/SecretInfo"},
+            )
     schemas["DataSource"]["description"] = "A data source, as every answer holds it."
     schemas["DataSourceCreate"]["description"] = "A new data source: `key` and `name` needed."
     schemas["DataSourceUpdate"]["description"] = "The fields to change of the source `key`."

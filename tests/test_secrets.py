@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 
+import jsonschema
 import psycopg
 import pytest
 import requests
@@ -464,3 +465,25 @@ def test_a_real_server_logs_reveals_and_refusals_but_never_a_secret(database_url
     assert "secrets revealed: tenant='t_001' role=admin key='orders'" in log
     assert "PUT /api/v1/data-sources 400" in log
     assert SECRET_MARK not in log and access not in log and secret not in log
+
+
+def test_the_document_describes_the_secrets_and_the_reveal(api, client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"][f"{API}/{{key}}"]["get"]
+    [parameter] = [p for p in operation["parameters"] if p["name"] == "includeSecrets"]
+    assert parameter["in"] == "query" and parameter["schema"] == {
+        "type": "boolean",
+        "default": False,
+    }
+    assert "503" in operation["responses"] and "403" in operation["responses"]
+    schemas = document["components"]["schemas"]
+    assert schemas["DataSource"]["properties"]["secrets"]["readOnly"] is True
+    assert schemas["SecretInfo"]["required"] == ["version", "updatedAt", "fingerprint"]
+    body, access, secret = s3_source()
+    answer = api.post(body).get_json()
+    shape = {"$ref": "#/components/schemas/DataSource", "components": document["components"]}
+    jsonschema.Draft202012Validator(shape).validate(answer)
+    wrong = {**answer, "secrets": {KEY_ID: {"version": 0, "updatedAt": "x", "fingerprint": "y"}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(shape).validate(wrong)
+    assert SECRET_MARK not in json.dumps(document)
