@@ -137,7 +137,7 @@ class Bench:
         ceilings = [self.run_ceiling()]
         for number in range(rounds):
             for scenario in SCENARIOS:
-                result = self.run_scenario(scenario, f"r{number}{scenario[0:3]}")
+                result = self.run_scenario(scenario, f"r{number}{scenario}")
                 ceilings.append(self.run_ceiling())
                 result["ratio"] = result["rps"] / statistics.mean(
                     [ceilings[-2]["rps"], ceilings[-1]["rps"]]
