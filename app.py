@@ -436,7 +436,7 @@ def init_app(
         observability.init_app(app, connectors_bp)
         cors.init_app(app, connectors_bp.name, settings.cors_origins)
         app.register_blueprint(connectors_bp, url_prefix=connectors_url)
-    openapi.mount(app, url_prefix, openapi_url, docs_url)
+    openapi.mount(app, url_prefix, openapi_url, docs_url, connectors_url)
 
 
 def open_database(app, settings):

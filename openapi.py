@@ -2,11 +2,12 @@
 and Swagger UI to read and try it.
 
 `mount` runs once per app when the blueprint is registered: it builds the
-document for the blueprint's url_prefix and serves it, with no auth, beside
-the collection, at `<parent of the url_prefix>/openapi.json` (so
-`/api/v1/openapi.json` standalone, `/tools/openapi.json` under `/tools/ds`),
-and the interactive page at `<parent>/docs`, its assets served from the
-pinned swagger-ui-bundle-v2 package (deployments may have no internet).
+document for the blueprint's url_prefix and the connector catalog's url (when
+served) and serves it, with no auth, beside the collection, at `<parent of
+the url_prefix>/openapi.json` (so `/api/v1/openapi.json` standalone,
+`/tools/openapi.json` under `/tools/ds`), and the interactive page at
+`<parent>/docs`, its assets served from the pinned swagger-ui-bundle-v2
+package (deployments may have no internet).
 """
 
 import copy
@@ -22,6 +23,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
+from datasources import connectors
 from datasources.schemas import (
     AnyOf,
     JSONObject,
@@ -31,12 +33,14 @@ from datasources.schemas import (
     source_schema,
     update_source_schema,
 )
+from datasources.settings import Settings
 
 # What a database can store (see schemas.UNSTORABLE): no C0 control
 # characters but tab, newline and return; lone surrogates are refused too.
 STORABLE_TEXT = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
 SECURITY = [{"bearerAuth": []}]
 TAG = "Data sources"
+CATALOG_TAG = "Connectors"
 TEXT_RULE = "No C0 control character but tab, newline and carriage return, and no lone surrogate."
 JSON_RULE = (
     "Its strings, keys included, follow the text rule (no C0 control character but tab, "
@@ -495,6 +499,101 @@ SOURCE = {
 }  # fmt: skip
 
 
+# The connector catalog: its answers are connectors.Connector.describe's, not
+# a marshmallow schema's, so its components are written as JSON Schema here.
+
+CONNECTOR_KEY = f"^{connectors.KEY.pattern}$"
+JSON_POINTER = "^(/([^~/]|~[01])*)+$"
+CONNECTOR = {
+    "type": "object",
+    "description": "A connector the service knows: what a source's `connectorKey` names, "
+    "and the JSON Schema of its `sourceConfig`.",
+    "properties": {
+        "key": {"type": "string", "pattern": CONNECTOR_KEY},
+        "title": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "fileFormats": {"type": ["array", "null"], "minItems": 1, "uniqueItems": True,
+                        "items": {"type": "string", "minLength": 1}},
+        "secretFields": {"type": "array", "items": {"type": "string", "pattern": JSON_POINTER}},
+        "schema": {"type": "object", "additionalProperties": True},
+    },
+    "additionalProperties": False,
+}  # fmt: skip
+CONNECTOR["required"] = list(CONNECTOR["properties"])
+CONNECTOR_LIST = {
+    "type": "object",
+    "description": "Every connector the service knows, by key.",
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Connector"}},
+    },
+    "required": ["data"],
+    "additionalProperties": False,
+}
+CONNECTOR_FIELDS = {
+    "key": "The connector's key, which a source's `connectorKey` names: 1-63 of a-z, 0-9, "
+    "`.`, `_` and `-`, starting with a letter or a digit.",
+    "title": "Display name.",
+    "description": 'What the connector reads; "" when its file says nothing.',
+    "fileFormats": "The file formats of a file-based connector, one of which a source's "
+    "`fileFormat` must be (when it has one); null for a connector that reads no files.",
+    "secretFields": "Where the schema marks a value secret (`writeOnly` or `airbyte_secret`), "
+    "as JSON Pointers into a source's `sourceConfig`, sorted; `*` stands for any array item.",
+    "schema": "The Draft 7 JSON Schema a source's `sourceConfig` must fit when its "
+    "`connectorKey` names this connector (a `draft` source may lack required properties), "
+    "given as a JSON object of any values.",
+    "data": "The connectors, by key.",
+}
+EXAMPLE_CONNECTOR = "s3"
+CONNECTOR_KEY_IN_PATH = {
+    "in": "path",
+    "name": "key",
+    "required": True,
+    "description": "The connector's key.",
+    "schema": {"type": "string", "pattern": CONNECTOR_KEY},
+    "example": EXAMPLE_CONNECTOR,
+}
+
+
+def built_in_example():
+    """The example connector as the API answers it, read from the built-in
+    catalog, so the document's examples are what the service serves."""
+    return connectors.load(Settings()).get(EXAMPLE_CONNECTOR).describe()
+
+
+def catalog_operations(example):
+    """The catalog's collection and item operations, with `example` as the connector."""
+    missing = {"detail": "No connector has key 'no-such-connector'."}
+    collection = {
+        "get": {
+            "operationId": "listConnectors",
+            "summary": "List connectors",
+            "description": "Every connector the service knows, built in or from "
+            "DATASOURCES_CONNECTORS_DIR, by key, with the JSON Schema a source's "
+            "`sourceConfig` must fit when its `connectorKey` names it. Needs the viewer role.",
+            "responses": {
+                "200": json_response("The catalog.", "ConnectorList", {"data": [example]}),
+                **errors(401, 403, 503),
+            },
+        },
+    }
+    item = {
+        "get": {
+            "operationId": "getConnector",
+            "summary": "Read a connector",
+            "description": "The connector with this key, as the list holds it. "
+            "Needs the viewer role.",
+            "parameters": [CONNECTOR_KEY_IN_PATH],
+            "responses": {
+                "200": json_response("The connector.", "Connector", example),
+                "404": problem_response(404, description="No connector has this key.",
+                                        example={**problem_example(404), **missing}),
+                **errors(401, 403, 503),
+            },
+        },
+    }  # fmt: skip
+    return collection, item
+
+
 def describe(properties, docs, examples=None):
     """Give each property its description and example: from `docs`'
     (description, example) pairs, or `docs` descriptions and `examples`."""
@@ -510,8 +609,27 @@ def describe(properties, docs, examples=None):
         prop.update(description=description, examples=[example])
 
 
-def build(url_prefix):
-    """The document for the API mounted at `url_prefix`, as a dict."""
+def add_catalog(spec, connectors_url):
+    """The connector catalog's components and operations, at `connectors_url`."""
+    example = built_in_example()
+    connector, listing = copy.deepcopy(CONNECTOR), copy.deepcopy(CONNECTOR_LIST)
+    describe(connector["properties"], CONNECTOR_FIELDS, example)
+    describe(listing["properties"], CONNECTOR_FIELDS, {"data": [example]})
+    spec.components.schema("Connector", connector)
+    spec.components.schema("ConnectorList", listing)
+    spec.tag({"name": CATALOG_TAG, "description": "The connectors the service knows, "
+              "and the schema of each one's `sourceConfig`."})  # fmt: skip
+    collection, item = catalog_operations(example)
+    paths = {connectors_url: collection, f"{connectors_url.rstrip('/')}/{{key}}": item}
+    for path, operations in paths.items():
+        for operation in operations.values():
+            operation.update(tags=[CATALOG_TAG], security=SECURITY)
+        spec.path(path=path, operations=operations)
+
+
+def build(url_prefix, connectors_url):
+    """The document for the API mounted at `url_prefix`, with the connector
+    catalog at `connectors_url` (None: not served), as a dict."""
     spec = APISpec(
         title="Data Sources API",
         version="1.0.0",
@@ -522,8 +640,8 @@ def build(url_prefix):
             "sync mode and schedule, target schema, status and last sync. GET needs the viewer "
             "role; POST, PUT and DELETE need editor. Every error is RFC 9457 problem details."
         },
-        tags=[{"name": TAG, "description": "Data sources of the caller's tenant."}],
     )
+    spec.tag({"name": TAG, "description": "Data sources of the caller's tenant."})
     plugin = spec.plugins[0]
     plugin.converter.add_attribute_function(storable)
     spec.components.security_scheme(
@@ -541,6 +659,8 @@ def build(url_prefix):
         for operation in operations.values():
             operation.update(tags=[TAG], security=SECURITY)
         spec.path(path=path, operations=operations)
+    if connectors_url is not None:
+        add_catalog(spec, connectors_url)
     document = spec.to_dict()
 
     schemas = document["components"]["schemas"]
@@ -611,12 +731,13 @@ window.ui = SwaggerUIBundle({{
 """
 
 
-def mount(app, url_prefix, openapi_url, docs_url):
-    """Serve the document of the API at `url_prefix` on `app`, at
+def mount(app, url_prefix, openapi_url, docs_url, connectors_url):
+    """Serve the document of the API at `url_prefix` and of the connector
+    catalog at `connectors_url` (None: not served) on `app`, at
     `openapi_url`, and its page at `docs_url` (either None: not served)."""
     rules = []
     if openapi_url is not None:
-        body = json.dumps(build(url_prefix))
+        body = json.dumps(build(url_prefix, connectors_url))
 
         def openapi_document():
             """The OpenAPI document; no credentials needed."""

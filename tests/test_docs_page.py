@@ -91,7 +91,9 @@ def test_the_page_lists_the_operations_and_tries_a_list_call(client, base_url, b
         for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")
     ]  # fmt: skip
     assert operations == [(method, API) for method in ("GET", "POST", "PUT", "DELETE")] + [
-        ("GET", f"{API}/{{key}}")
+        ("GET", f"{API}/{{key}}"),
+        ("GET", "/api/v1/connectors"),
+        ("GET", "/api/v1/connectors/{key}"),
     ]
 
     browser.find_element(By.CSS_SELECTOR, ".opblock-get .opblock-summary").click()
@@ -134,8 +136,11 @@ def pre_filled_body(browser, method):
 def test_try_it_out_pre_fills_the_references_example_and_creates_it(app, base_url, browser):
     browser.get(f"{base_url}/api/v1/docs")
     wait_for(browser, ".opblock")
-    [tag] = browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")
-    assert tag.find_element(By.CSS_SELECTOR, "a span").text == openapi.TAG
+    tags = browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")
+    assert [tag.find_element(By.CSS_SELECTOR, "a span").text for tag in tags] == [
+        openapi.TAG,
+        openapi.CATALOG_TAG,
+    ]
     browser.find_element(By.CSS_SELECTOR, ".btn.authorize").click()
     wait_for(browser, ".auth-container input").send_keys(auth()["Authorization"][7:])
     browser.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper .authorize").click()

@@ -1,9 +1,10 @@
 """Clients generated from the served document, the way their users make
 them: openapi-python-client writes a Python client, which walks create ->
-list -> update -> conflict -> delete against a real server on SQLite and
-PostgreSQL; openapi-typescript writes TypeScript types, which `tsc --strict`
-compiles in a typed use (tests/clients/use.ts). A generator warning (a schema
-or an operation skipped) fails the test.
+list -> update -> conflict -> delete, then lists the connector catalog and
+reads one, against a real server on SQLite and PostgreSQL; openapi-typescript
+writes TypeScript types, which `tsc --strict` compiles in a typed use
+(tests/clients/use.ts). A generator warning (a schema or an operation
+skipped) fails the test.
 
 The Node tools are the versions tests/clients/package-lock.json pins,
 installed with `npm ci` (Node.js and npm are the machine's).
@@ -23,12 +24,15 @@ import pytest
 from conftest import SECRET, close, database_of, rows, token
 from werkzeug.serving import make_server
 
+from datasources import connectors
 from datasources.app import create_app
+from datasources.settings import Settings
 
 CLIENTS = Path(__file__).parent / "clients"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 DOC = "/api/v1/openapi.json"
 OPERATIONS = ("create_data_source", "list_data_sources", "update_data_source", "delete_data_source")
+CATALOG_OPERATIONS = ("list_connectors", "get_connector")
 EXAMPLE = {  # every field a client sets in the reference's example source
     "key": "crm-customers",
     "name": "CRM Customer Export",
@@ -165,6 +169,25 @@ def test_the_python_client_walks_the_api(app, generated, base_url):
         assert list(refused.errors.to_dict()) == ["key"]
     assert [row["key"] for row in rows(app)] == ["s3-orders"]
 
+    # The connector catalog, as a viewer: the list, then one as the typed Connector.
+    catalog = SimpleNamespace(**{n: module(f"api.connectors.{n}") for n in CATALOG_OPERATIONS})
+    viewer = generated.AuthenticatedClient(base_url=base_url, token=token(role="viewer"))
+    with viewer:
+        listing = catalog.list_connectors.sync(client=viewer)
+        assert isinstance(listing, models.ConnectorList), listing
+        assert all(isinstance(connector, models.Connector) for connector in listing.data)
+        keys = [connector.key for connector in listing.data]
+        assert keys == ["http", "kafka", "postgres", "s3", "salesforce", "snowflake"]
+        s3 = catalog.get_connector.sync(client=viewer, key="s3")
+        assert isinstance(s3, models.Connector), s3
+        assert s3.to_dict() == connectors.load(Settings()).get("s3").describe()
+        assert s3.file_formats == ["csv", "json", "jsonl", "parquet", "avro"]
+        assert s3.secret_fields == ["/aws_access_key_id", "/aws_secret_access_key"]
+        assert isinstance(s3.schema, models.ConnectorSchema) and s3.schema["required"] == ["bucket"]
+        assert listing.data[keys.index("kafka")].file_formats is None
+        missing = catalog.get_connector.sync(client=viewer, key="no-such-connector")
+        assert isinstance(missing, models.Problem) and missing.status == 404
+
 
 def test_the_typescript_types_compile_under_strict(node_bin, tmp_path):
     instance = tmp_path / "instance"
@@ -183,7 +206,8 @@ def test_the_typescript_types_compile_under_strict(node_bin, tmp_path):
     for name in ("use.ts", "tsconfig.json"):
         shutil.copy(CLIENTS / name, tmp_path)
     run([node_bin / "openapi-typescript", document, "--output", tmp_path / "api.ts"], tmp_path)
-    assert "DataSourceCreate" in (tmp_path / "api.ts").read_text()
+    types = (tmp_path / "api.ts").read_text()
+    assert "DataSourceCreate" in types and "Connector:" in types and "getConnector" in types
     run([node_bin / "tsc", "--strict", "--noEmit", "--project", tmp_path], tmp_path)
 
 

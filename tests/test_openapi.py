@@ -4,12 +4,13 @@ and schemas, so a route or field that changes without it fails here."""
 import re
 
 import jsonschema
+import peewee
 import pytest
 from conftest import API, EXAMPLE, auth, close, database_of
 from flask import Flask
 from openapi_spec_validator import validate
 
-from datasources import openapi
+from datasources import connectors, openapi
 from datasources.app import init_app
 from datasources.schemas import (
     STATUSES,
@@ -19,13 +20,22 @@ from datasources.schemas import (
     source_schema,
     update_source_schema,
 )
+from datasources.settings import Settings
 
 DOC = "/api/v1/openapi.json"
+CATALOG = "/api/v1/connectors"
+CONNECTOR = f"{CATALOG}/{{key}}"
+# Every route of the standalone app is an operation of the document but these:
 NOT_OPERATIONS = {
-    "datasources.fallback",
-    "datasources.openapi_document",
+    "static",  # Flask's own
+    "datasources.fallback",  # 404/405 of paths no view answers
+    "datasources_connectors.fallback",
+    "datasources.openapi_document",  # the document and its page
     "datasources.docs",
     "datasources.docs_asset",
+    "datasources_probes.healthz",  # the standalone service's probes and metrics
+    "datasources_probes.readyz",
+    "datasources_metrics",
 }
 
 
@@ -55,11 +65,11 @@ def test_served_without_credentials_whatever_the_headers(client):
         response = client.get(DOC, headers=headers)
         assert response.status_code == 200
         assert response.mimetype == "application/json"
-        assert response.get_json() == openapi.build(API)
+        assert response.get_json() == openapi.build(API, CATALOG)
 
 
 def test_built_once_per_app_not_per_request(app, monkeypatch):
-    def fail(url_prefix):
+    def fail(url_prefix, connectors_url):
         raise AssertionError("built per request")
 
     monkeypatch.setattr(openapi, "build", fail)
@@ -73,15 +83,16 @@ def operations(document):
     return [op for ops in document["paths"].values() for op in ops.values()]
 
 
-def test_operations_match_the_blueprints_routes(app, document):
+def test_operations_match_the_apps_routes(app, document):
     routed = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith("datasources.") and rule.endpoint not in NOT_OPERATIONS:
+        if rule.endpoint not in NOT_OPERATIONS:
             path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
             routed |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == routed
     assert {method for _, method in routed} == {"get", "post", "put", "delete"}
+    assert {(CATALOG, "get"), (CONNECTOR, "get")} <= routed
 
 
 def test_every_operation_needs_a_bearer_jwt(document):
@@ -101,6 +112,8 @@ def test_every_operation_needs_a_bearer_jwt(document):
         (API, "put", "200", {"400", "404", "409", "412", "413", "415", "428"}),
         (API, "delete", "204", {"400", "404", "409", "412", "428"}),
         (f"{API}/{{key}}", "get", "200", {"304", "400", "404"}),  # 400: an unknown parameter
+        (CATALOG, "get", "200", set()),
+        (CONNECTOR, "get", "200", {"404"}),
     ],
 )
 def test_each_operations_status_codes(document, path, method, success, errors):
@@ -223,13 +236,17 @@ def test_config_is_an_object_of_any_values_and_schedule_has_its_shape(document, 
     assert "5-field cron" in schedule["description"]
 
 
-def test_every_operation_has_a_summary_a_description_and_the_one_tag(document):
-    assert [tag["name"] for tag in document["tags"]] == [openapi.TAG]
-    for operation in operations(document):
-        assert operation["summary"] and len(operation["description"]) > len(operation["summary"])
-        assert operation["tags"] == [openapi.TAG]
-        for parameter in operation.get("parameters", ()):
-            assert parameter["description"]
+def test_every_operation_has_a_summary_a_description_and_its_tag(document):
+    assert [tag["name"] for tag in document["tags"]] == [openapi.TAG, openapi.CATALOG_TAG]
+    assert all(tag["description"] for tag in document["tags"])
+    for path, ops in document["paths"].items():
+        tag = openapi.CATALOG_TAG if path.startswith(CATALOG) else openapi.TAG
+        for operation in ops.values():
+            summary = operation["summary"]
+            assert summary and len(operation["description"]) > len(summary)
+            assert operation["tags"] == [tag]
+            for parameter in operation.get("parameters", ()):
+                assert parameter["description"]
 
 
 def test_every_field_has_a_description_and_the_references_example(document):
@@ -244,6 +261,10 @@ def test_every_field_has_a_description_and_the_references_example(document):
             assert prop["description"] and len(prop["examples"]) == 1, (name, field)
     for name in ("recordCount", "rowVersion"):
         assert "37310.0" in schemas["DataSourceUpdate"]["properties"][name]["description"]
+    s3 = connectors.load(Settings()).get("s3").describe()
+    for name, example in (("Connector", s3), ("ConnectorList", {"data": [s3]})):
+        for field, prop in schemas[name]["properties"].items():
+            assert prop["description"] and prop["examples"] == [example[field]], (name, field)
 
 
 def examples(document):
@@ -278,7 +299,7 @@ def test_every_example_is_valid_and_bodies_hold_the_references(document):
 
 
 def test_every_field_is_checked_in_the_component_examples(document):
-    for schema in ("DataSource", "Problem", "Pagination"):
+    for schema in ("DataSource", "Problem", "Pagination", "Connector", "ConnectorList"):
         properties = component(document, schema)["properties"]
         check(document, schema, {name: prop["examples"][0] for name, prop in properties.items()})
 
@@ -347,7 +368,9 @@ def test_embedded_under_another_prefix_it_sits_beside_it(tmp_path):
     init_app(host, url_prefix="/tools/ds")
     client = host.test_client()
     document = client.get("/tools/openapi.json").get_json()
-    assert list(document["paths"]) == ["/tools/ds", "/tools/ds/{key}"]
+    assert list(document["paths"]) == [
+        "/tools/ds", "/tools/ds/{key}", "/tools/connectors", "/tools/connectors/{key}"
+    ]  # fmt: skip
     validate(document)
     assert client.get("/openapi.json").get_json() == {"host": True}
     assert client.get(DOC).status_code == 404
@@ -370,3 +393,131 @@ def test_the_docs_page_and_its_assets_are_served_without_credentials(client):
         assert asset.data == (openapi.swagger_ui_path / name).read_bytes()
     for name in ("index.html", "swagger-initializer.js", "..%2Fopenapi.py"):
         assert client.get(f"/api/v1/docs/assets/{name}").status_code == 404
+
+
+# The connector catalog: documented where it is served, and only there.
+
+
+def documented(document, path, status):
+    """The media type and schema of the answer `status` to GET `path`."""
+    response = document["paths"][path]["get"]["responses"][str(status)]
+    if "$ref" in response:
+        response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    [(media_type, content)] = response["content"].items()
+    return media_type, content["schema"]
+
+
+def fits(document, path, response, status):
+    """Whether a served answer is the one `path`'s GET documents for `status`."""
+    assert response.status_code == status, response.data[:500]
+    media_type, schema = documented(document, path, status)
+    assert response.mimetype == media_type
+    schema = {**schema, "components": document["components"]}
+    jsonschema.validate(response.get_json(), schema, cls=jsonschema.Draft202012Validator)
+    return response.get_json()
+
+
+def test_the_catalogs_operations_and_schemas(document):
+    collection, item = document["paths"][CATALOG], document["paths"][CONNECTOR]
+    assert list(collection) == list(item) == ["get"]
+    assert collection["get"]["operationId"] == "listConnectors"
+    assert item["get"]["operationId"] == "getConnector"
+    [key] = item["get"]["parameters"]
+    assert (key["in"], key["name"], key["required"], key["example"]) == ("path", "key", True, "s3")
+    assert documented(document, CATALOG, 200) == (
+        "application/json", {"$ref": "#/components/schemas/ConnectorList"}
+    )  # fmt: skip
+    assert documented(document, CONNECTOR, 200) == (
+        "application/json", {"$ref": "#/components/schemas/Connector"}
+    )  # fmt: skip
+    for path, status in [(CATALOG, 401), (CATALOG, 403), (CATALOG, 503), (CONNECTOR, 404)]:
+        assert documented(document, path, status) == (
+            "application/problem+json", {"$ref": "#/components/schemas/Problem"}
+        )  # fmt: skip
+    s3 = connectors.load(Settings()).get("s3").describe()
+    connector = component(document, "Connector")
+    assert list(connector["properties"]) == connector["required"] == list(s3)
+    assert connector["additionalProperties"] is False
+    properties = connector["properties"]
+    assert properties["fileFormats"]["type"] == ["array", "null"]
+    assert properties["fileFormats"]["items"]["type"] == "string"
+    assert properties["secretFields"]["items"]["pattern"] == openapi.JSON_POINTER
+    assert properties["schema"] == {
+        "type": "object", "additionalProperties": True,
+        "description": openapi.CONNECTOR_FIELDS["schema"], "examples": [s3["schema"]],
+    }  # fmt: skip
+    assert component(document, "ConnectorList")["properties"]["data"]["items"] == {
+        "$ref": "#/components/schemas/Connector"
+    }
+    example = item["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert example == s3 and example["secretFields"] == [
+        "/aws_access_key_id", "/aws_secret_access_key"
+    ]  # fmt: skip
+
+
+def test_the_catalogs_answers_are_the_documented_ones(client, document):
+    viewer = auth(role="viewer")
+    listed = fits(document, CATALOG, client.get(CATALOG, headers=viewer), 200)
+    keys = [connector["key"] for connector in listed["data"]]
+    assert keys == ["http", "kafka", "postgres", "s3", "salesforce", "snowflake"]
+    for key in keys:
+        one = fits(document, CONNECTOR, client.get(f"{CATALOG}/{key}", headers=viewer), 200)
+        assert one == listed["data"][keys.index(key)]
+    for path, url in ((CATALOG, CATALOG), (CONNECTOR, f"{CATALOG}/s3")):
+        assert fits(document, path, client.get(url), 401)["status"] == 401
+        denied = fits(document, path, client.get(url, headers=auth(role="nobody")), 403)
+        assert denied["detail"] == "This operation needs the viewer role."
+    for key in ("no-such-connector", "S3"):
+        missing = fits(document, CONNECTOR, client.get(f"{CATALOG}/{key}", headers=viewer), 404)
+        assert missing["detail"] == f"No connector has key {key!r}."
+
+
+def test_a_catalog_answer_of_a_failing_identity_is_the_documented_503(config):
+    def identity():
+        raise peewee.OperationalError("the host's session store is down")
+
+    host = Flask("host")
+    host.config.update(config)
+    init_app(host, identity=identity)
+    client = host.test_client()
+    document = client.get(DOC).get_json()
+    for path, url in ((CATALOG, CATALOG), (CONNECTOR, f"{CATALOG}/s3")):
+        response = client.get(url)
+        assert fits(document, path, response, 503)["status"] == 503
+        assert response.headers["Retry-After"] == "5"
+    close(database_of(host))
+
+
+@pytest.mark.parametrize(
+    "connectors_url, paths",
+    [
+        (None, []),
+        ("/tools/catalog", ["/tools/catalog", "/tools/catalog/{key}"]),
+    ],
+)
+def test_the_catalog_is_documented_where_it_is_served_and_only_then(config, connectors_url, paths):
+    host = Flask("host")
+    host.config.update(config)
+    init_app(host, identity=lambda: ("t_001", "viewer"), connectors_url=connectors_url)
+    client = host.test_client()
+    document = client.get(DOC).get_json()
+    validate(document)
+    assert list(document["paths"]) == [API, f"{API}/{{key}}", *paths]
+    catalog_parts = {"Connector", "ConnectorList"} & set(document["components"]["schemas"])
+    tags = [tag["name"] for tag in document["tags"]]
+    assert client.get(CATALOG).status_code == 404
+    if connectors_url is None:
+        assert (catalog_parts, tags) == (set(), [openapi.TAG])
+        assert {op["operationId"] for op in operations(document)} == {
+            "listDataSources", "createDataSource", "getDataSource", "updateDataSource",
+            "deleteDataSource",
+        }  # fmt: skip
+    else:
+        assert catalog_parts == {"Connector", "ConnectorList"}
+        assert tags == [openapi.TAG, openapi.CATALOG_TAG]
+        listed = fits(document, paths[0], client.get(connectors_url), 200)
+        one = fits(document, paths[1], client.get(f"{connectors_url}/s3"), 200)
+        assert one == listed["data"][3] == connectors.load(Settings()).get("s3").describe()
+        operation_ids = [ops["get"]["operationId"] for ops in map(document["paths"].get, paths)]
+        assert operation_ids == ["listConnectors", "getConnector"]
+    close(database_of(host))

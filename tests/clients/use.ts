@@ -12,6 +12,9 @@ type Problem = components["schemas"]["Problem"];
 type Collection = paths["/api/v1/data-sources"];
 type Page = Collection["get"]["responses"][200]["content"]["application/json"];
 type ListQuery = NonNullable<operations["listDataSources"]["parameters"]["query"]>;
+type Connector = components["schemas"]["Connector"];
+type Catalog = paths["/api/v1/connectors"]["get"]["responses"][200]["content"]["application/json"];
+type ConnectorKey = operations["getConnector"]["parameters"]["path"]["key"];
 
 export const created: Create = {
   key: "crm-customers",
@@ -52,6 +55,19 @@ export function lastSync(source: DataSource): Date | null {
   return source.lastSyncAt === null ? null : new Date(source.lastSyncAt);
 }
 
+export function secretFields(catalog: Catalog, key: ConnectorKey): string[] {
+  const found = catalog.data.find((connector: Connector) => connector.key === key);
+  return found === undefined ? [] : found.secretFields;
+}
+
+export function fileFormats(connector: Connector): string[] {
+  return connector.fileFormats ?? [];
+}
+
+export function configSchema(connector: Connector): Record<string, unknown> {
+  return connector.schema;
+}
+
 // @ts-expect-error a create needs a name
 export const nameless: Create = { key: "k" };
 // @ts-expect-error syncMode is one of three
@@ -60,3 +76,7 @@ export const weekly: Update = { key: "k", syncMode: "weekly" };
 export const counted: Update = { key: "k", recordCount: "5" };
 // @ts-expect-error an update names its source
 export const keyless: Update = { name: "n" };
+// @ts-expect-error a connector's fileFormats may be null
+export const formatCount = (connector: Connector): number => connector.fileFormats.length;
+// @ts-expect-error a connector has its secretFields
+export const unmarked: Connector = { key: "k", title: "t", description: "", fileFormats: null, schema: {} };
