@@ -2,11 +2,13 @@
 -- (the current rowVersion of each thread's source, comma-separated) every
 -- request carries the version the previous response returned. With
 -- BENCH_SECRETS=1, a new S3 config instead: one credential sent again as
--- it is (its version kept), the other a new value each time.
+-- it is (its version kept), the other a new value each time; with
+-- BENCH_CONFIG=1, a new S3 config of the same size without credentials.
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local version = nil
 local secrets = os.getenv("BENCH_SECRETS") == "1"
+local config = os.getenv("BENCH_CONFIG") == "1"
 
 function init(args)
   local versions = os.getenv("BENCH_VERSIONS")
@@ -26,6 +28,11 @@ function request()
     body = string.format(
       '{"key":"u-%d","connectorKey":"s3","sourceConfig":{"bucket":"orders",' ..
       '"aws_access_key_id":"AKIA%d","aws_secret_access_key":"secret-%s-%d"}}',
+      tid, tid, run, n)
+  elseif config then
+    body = string.format(
+      '{"key":"u-%d","connectorKey":"s3","sourceConfig":{"bucket":"orders",' ..
+      '"region":"eu-west-%d","path_prefix":"exports/%s-%d/"}}',
       tid, tid, run, n)
   elseif version then
     body = string.format('{"key":"u-%d","name":"Renamed %d","rowVersion":%d}', tid, n, version)
