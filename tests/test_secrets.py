@@ -488,3 +488,13 @@ def test_the_document_describes_the_secrets_and_the_reveal(api, client):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(shape).validate(wrong)
     assert SECRET_MARK not in json.dumps(document)
+
+
+def test_pointers_escape_slashes_and_tildes_and_the_mask_finds_them_again(api, client):
+    config = {"a/b_password": secret_value("slash"), "c~d": {"token": secret_value("tilde")}}
+    source = api.post({"key": "esc", "name": "Escapes", "sourceConfig": config}).get_json()
+    assert sorted(source["secrets"]) == ["/a~1b_password", "/c~0d/token"]
+    assert source["sourceConfig"] == {"a/b_password": MASK, "c~d": {"token": MASK}}
+    kept = api.put({"key": "esc", "sourceConfig": source["sourceConfig"]}).get_json()
+    assert kept["secrets"] == source["secrets"]
+    assert reveal(client, "esc")["sourceConfig"] == config
