@@ -139,13 +139,10 @@ def update_source(tenant, key, changes, expected=None, tags=None):
     current source. Changes to what a connector checks are checked, on the
     source as it will be stored, and its secrets sealed again."""
     state, now = ready(), utcnow()
+    if CHECKED.intersection(changes):
+        return Source(*checked_update(state, tenant, key, changes, expected, tags, now))
     db = state.database
     with models.write_transaction(db):
-        if CHECKED.intersection(changes):
-            row = models.find_row(db, tenant, key, locked=True)
-            if row is None or not holds(row, expected, tags):
-                raise refusal(key, row and row[:3], tags)
-            changes = checked_changes(state, tenant, row, changes, now)
         updated = tags != () and models.update(db, tenant, key, changes, now, expected, tags or ())
         # Unconditionally, no row updated means none existed when the UPDATE
         # ran; one that READ COMMITTED lets a read see, created since, is no conflict.
@@ -154,6 +151,29 @@ def update_source(tenant, key, changes, expected=None, tags=None):
     if updated:
         return Source(*updated)
     raise refusal(key, current, tags)
+
+
+def checked_update(state, tenant, key, changes, expected, tags, now):
+    """An update that depends on the stored source: the changes are made
+    from the row as read, outside the write lock (checking, decrypting and
+    sealing take longer than the write), then written only if the row is
+    still that one at that version. If another write came between, again
+    with the row locked until the write commits."""
+    db = state.database
+    row = models.find_row(db, tenant, key)
+    if row is None or not holds(row, expected, tags):
+        raise refusal(key, row and row[:3], tags)
+    made = checked_changes(state, tenant, row, changes, now)
+    with models.write_transaction(db):
+        updated = models.update(db, tenant, key, made, now, None, [(row.id, row.row_version)])
+    if updated:
+        return updated
+    with models.write_transaction(db):
+        row = models.find_row(db, tenant, key, locked=True)
+        if row is None or not holds(row, expected, tags):
+            raise refusal(key, row and row[:3], tags)
+        made = checked_changes(state, tenant, row, changes, now)
+        return models.update(db, tenant, key, made, now, None, [(row.id, row.row_version)])
 
 
 def delete_source(tenant, key, expected=None, tags=None):

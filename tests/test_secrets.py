@@ -498,3 +498,31 @@ def test_pointers_escape_slashes_and_tildes_and_the_mask_finds_them_again(api, c
     kept = api.put({"key": "esc", "sourceConfig": source["sourceConfig"]}).get_json()
     assert kept["secrets"] == source["secrets"]
     assert reveal(client, "esc")["sourceConfig"] == config
+
+
+def test_a_write_between_the_read_and_the_update_is_neither_lost_nor_overwritten(
+    make_app, monkeypatch
+):
+    client = make_app().test_client()
+    other = make_app().test_client()  # another worker, on connections of its own
+    body, access, secret = s3_source()
+    client.post(API, json=body, headers=auth())
+    check, calls = store.checked_changes, []
+
+    def a_rename_comes_between(*args):
+        if not calls:
+            renamed = other.put(API, json={"key": "orders", "name": "Renamed"}, headers=auth())
+            assert renamed.status_code == 200
+        calls.append(args)
+        return check(*args)
+
+    monkeypatch.setattr(store, "checked_changes", a_rename_comes_between)
+    config = {**masked(body["sourceConfig"]), "region": "eu-west-1"}
+    updated = client.put(API, json={"key": "orders", "sourceConfig": config}, headers=auth())
+    assert updated.status_code == 200 and len(calls) == 2  # made again from the renamed row
+    source = updated.get_json()
+    assert (source["name"], source["rowVersion"]) == ("Renamed", 3)
+    assert reveal(client, "orders")["sourceConfig"] == {
+        **body["sourceConfig"],
+        "region": "eu-west-1",
+    }
