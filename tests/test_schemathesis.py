@@ -69,20 +69,21 @@ def refused_by_connector(body):
 
 class Seen:
     """What the API answered: every (method, status), so a run that never got
-    past validation fails; the keys created and not deleted; the cursors it
-    wrote; and each finding excused as inherent, by reason."""
+    past validation fails; the sources created and not deleted, by key, as
+    last answered; the cursors it wrote; and each finding excused as
+    inherent, by reason."""
 
     def __init__(self):
-        self.answered, self.live, self.cursors = set(), set(), set()
+        self.answered, self.live, self.cursors = set(), {}, set()
         self.calls, self.excused = collections.Counter(), collections.Counter()
 
     def record(self, case, response):
         self.answered.add((case.method, response.status_code))
         self.calls[case.method] += 1
-        if case.method == "POST" and response.status_code == 201:
-            self.live.add(response.json()["key"])
+        if (case.method, response.status_code) in (("POST", 201), ("PUT", 200)):
+            self.live[response.json()["key"]] = response.json()
         if case.method == "DELETE" and response.status_code == 204:
-            self.live.discard(case.query["key"])
+            self.live.pop(case.query["key"], None)
         if case.method == "GET" and response.status_code == 200 and case.path.endswith("sources"):
             self.cursors.add(response.json()["pagination"]["nextCursor"])
 
@@ -98,8 +99,10 @@ class Seen:
         404 for a live key is the API's fault. JSON Schema cannot say that a
         cursor must be one the API wrote (cursors are signed), nor which
         entity tags `If-Match` may name (the current version's), nor, without
-        a recursive schema, what sourceConfig and schedule may hold inside."""
+        a recursive schema, what sourceConfig and schedule may hold inside;
+        a PUT's connector check is of the source as it will be stored."""
         body = case.body if isinstance(case.body, dict) else {}
+        stored = self.live.get(body.get("key")) if case.method == "PUT" else None
         if isinstance(failure, RejectedPositiveData) and response.status_code == 412:
             current = response.json()["current"]
             strong = re.findall(r'(?<!W/)"([^"]*)"', (case.headers or {}).get("If-Match", ""))
@@ -118,7 +121,8 @@ class Seen:
                 else "a cron expression or zone that cannot run"
                 if field == "schedule" and check_schedule(body.get("schedule"))
                 else "a sourceConfig or fileFormat its connector's schema refuses"
-                if field in ("sourceConfig", "fileFormat") and refused_by_connector(body)
+                if field in ("sourceConfig", "fileFormat")
+                and refused_by_connector({**(stored or {}), **body})
                 else None
                 for field in response.json().get("errors") or ["?"]
             }
