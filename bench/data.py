@@ -1,8 +1,10 @@
-"""Benchmark databases: made and dropped per run, seeded straight into the tables.
+"""Benchmark databases: made and dropped per run, seeded straight into the
+tables (`seed`) or through the import command (`write_sources`, then
+`flask datasources import`).
 
 Seeding writes rows the way the service would (same columns, counter kept in
 the same transaction as the rows) but without HTTP, so a million sources take
-seconds, not hours.
+seconds, not hours. The import file holds the same mix as POST bodies.
 """
 
 import datetime
@@ -39,6 +41,16 @@ SCHEDULE = json.dumps({"cron": "0 2 * * *", "timezone": "America/New_York"})
 STATUSES = ("active", "paused", "draft", "archived")
 CONNECTORS = ("salesforce", "s3", "postgres", "snowflake", "kafka", "http")
 SYNC_MODES = ("incremental", "full_refresh", "cdc")
+# Valid full configs (no secrets), so every status passes the connector check.
+CONFIGS = {
+    "salesforce": {"objectName": "Contact", "query": "SELECT Id, Email FROM Contact"},
+    "s3": {"bucket": "exports", "path_prefix": "customers/", "region_name": "us-east-1"},
+    "postgres": {"host": "db.internal", "port": 5432, "database": "crm", "table": "customers"},
+    "kafka": {"bootstrap_servers": "kafka:9092", "topic": "orders"},
+    "snowflake": {"host": "acme.snowflakecomputing.com", "database": "RAW", "table": "ORDERS"},
+    "http": {"url": "https://api.example.com/v1/orders"},
+}
+SCHEMA_KEYS = ("customers", "orders", "events", "invoices", "tickets")
 
 
 def token(tenant, role="editor"):
@@ -115,6 +127,13 @@ class BenchDatabase:
     def cursor_at(self, tenant, offset, where=(), filters=None):
         """The cursor a client would hold after reading `offset` sources (of
         those matching `where`, the list query's `filters`)."""
+        position = self.position_at(tenant, offset, where)
+        with self.app.app_context():
+            return write_cursor(tenant, position, filters)
+
+    def position_at(self, tenant, offset, where=()):
+        """The (created_at, id) of the `offset`th source in list order (of
+        those matching `where`)."""
         source = models.DataSource
         with self.db.connection_context(), source.bind_ctx(self.db):
             (position,) = (
@@ -125,8 +144,34 @@ class BenchDatabase:
                 .limit(1)
                 .tuples()
             )
-        with self.app.app_context():
-            return write_cursor(tenant, position, filters)
+        return position
+
+
+def source_body(key, position):
+    """The POST body of the source at `position`, in source_row's mix of
+    statuses, connectors and sync modes, and of 5 schema keys."""
+    connector = CONNECTORS[(position // 4) % len(CONNECTORS)]
+    body = {
+        "key": key,
+        "name": f"Source {key}",
+        "description": "Daily customer data export from Salesforce.",
+        "connectorKey": connector,
+        "sourceConfig": CONFIGS[connector],
+        "syncMode": SYNC_MODES[(position // 24) % len(SYNC_MODES)],
+        "schedule": {"cron": "0 2 * * *", "timezone": "America/New_York"},
+        "schemaKey": SCHEMA_KEYS[(position // 72) % len(SCHEMA_KEYS)],
+        "status": STATUSES[position % len(STATUSES)],
+    }
+    if connector == "s3":
+        body["fileFormat"] = "parquet"
+    return body
+
+
+def write_sources(path, keys, start=0):
+    """A JSON Lines file of `keys`' POST bodies (source_body), positions from `start`."""
+    with open(path, "w") as out:
+        for i, key in enumerate(keys):
+            out.write(json.dumps(source_body(key, start + i)) + "\n")
 
 
 def source_row(tenant, key, position):

@@ -13,6 +13,8 @@ import urllib.request
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 LUA = os.path.join(BENCH, "lua")
+OUT = os.path.join(BENCH, "out")
+FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 WORKERS = 2
 CONNECTIONS = 16
 
@@ -173,3 +175,29 @@ class Wrk:
                 summary["cpu_ms"] = 1000 * spent / max(summary["requests"], 1)
                 return summary
         sys.exit(f"wrk gave no summary:\n{out}\n{err}")
+
+
+def flask_command(env, *args, out_dir=OUT):
+    """`flask --app datasources.app <args>`: (seconds, CPU seconds, peak RSS in
+    MiB, stdout); CPU and RSS of the command and its worker processes, not of
+    the PostgreSQL server."""
+    with (
+        open(os.path.join(out_dir, "flask.out"), "w+") as out,
+        open(os.path.join(out_dir, "flask.err"), "w+") as err,
+    ):
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [FLASK, "--app", "datasources.app", *args],
+            cwd=out_dir,  # not the repository root: Flask would read it as a package
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
+        seconds = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode:
+            sys.exit(f"flask {' '.join(args)} failed ({process.returncode}):\n{err.read()[-2000:]}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return seconds, cpu, usage.ru_maxrss / 1024, out.read().strip()

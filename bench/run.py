@@ -4,6 +4,7 @@ wrk, against a bare Flask ceiling measured in the same run.
     .venv/bin/python bench/run.py                 # SQLite and PostgreSQL
     .venv/bin/python bench/run.py --backend sqlite --seconds 10 --rounds 3
     .venv/bin/python bench/run.py --scale         # 1,000 vs 1,000,000 sources
+    .venv/bin/python bench/run.py --scale --backend sqlite --scale-sizes 1000,20000
     .venv/bin/python bench/run.py --soak 10       # 10-minute mixed-load leak check
     .venv/bin/python bench/run.py --backend sqlite --service-env DATASOURCES_ANSWER_CACHE_BYTES=0
     .venv/bin/python bench/run.py --backend sqlite --connection-close   # a connection per request
@@ -225,6 +226,11 @@ def main():
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", action="store_true", help="1,000 vs 1,000,000 sources")
+    parser.add_argument(
+        "--scale-sizes",
+        default="1000,1000000",
+        help="--scale's tenant sizes, comma-separated, e.g. 1000,20000 for a quick try",
+    )
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="mixed-load leak check")
     parser.add_argument(
         "--gunicorn-args",
@@ -261,7 +267,7 @@ def main():
     if args.scale:
         import scale
 
-        return scale.main(backends, OUT)
+        return scale.main(backends, OUT, [int(size) for size in args.scale_sizes.split(",")])
     if args.soak:
         import soak
 

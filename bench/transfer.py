@@ -14,26 +14,14 @@ is the same for 10,000 sources as for 1,000,000 (`--sources` to see it).
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 
 import harness
-from data import BenchDatabase
+from data import CONFIGS, BenchDatabase
 
 OUT = os.path.join(harness.BENCH, "out")
-FLASK = os.path.join(os.path.dirname(sys.executable), "flask")
 TENANT = "bench-transfer"
 STATUSES = ("draft", "active", "paused", "archived")
 SYNC_MODES = ("full_refresh", "incremental", "cdc")
-CONFIGS = {
-    "salesforce": {"objectName": "Contact", "query": "SELECT Id, Email FROM Contact"},
-    "s3": {"bucket": "exports", "path_prefix": "customers/", "region_name": "us-east-1"},
-    "postgres": {"host": "db.internal", "port": 5432, "database": "crm", "table": "customers"},
-    "kafka": {"bootstrap_servers": "kafka:9092", "topic": "orders"},
-    "snowflake": {"host": "acme.snowflakecomputing.com", "database": "RAW", "table": "ORDERS"},
-    "http": {"url": "https://api.example.com/v1/orders"},
-}
 CONNECTORS = tuple(CONFIGS)
 
 
@@ -59,43 +47,17 @@ def write_file(path, count, minimal=False):
             out.write(json.dumps(source(i, minimal)) + "\n")
 
 
-def run(env, *args):
-    """`flask --app datasources.app <args>`: (seconds, CPU seconds, peak RSS in
-    MiB, stdout); CPU and RSS of the command and its worker processes, not of
-    the PostgreSQL server."""
-    with (
-        open(os.path.join(OUT, "flask.out"), "w+") as out,
-        open(os.path.join(OUT, "flask.err"), "w+") as err,
-    ):
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [FLASK, "--app", "datasources.app", *args],
-            cwd=OUT,  # not the repository root: Flask would read it as a package
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=err,
-        )
-        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
-        seconds = time.monotonic() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        if process.returncode:
-            sys.exit(f"flask {' '.join(args)} failed ({process.returncode}):\n{err.read()[-2000:]}")
-        cpu = usage.ru_utime + usage.ru_stime
-        return seconds, cpu, usage.ru_maxrss / 1024, out.read().strip()
-
-
 def measure(backend, path, count, jobs):
     database = BenchDatabase(backend, OUT)
     try:
         command = ["import", path, "--tenant", TENANT] + (["--jobs", jobs] if jobs else [])
-        seconds, cpu, peak, summary = run(database.env, *command)
+        seconds, cpu, peak, summary = harness.flask_command(database.env, *command)
         print(f"{backend}: import {count:,} in {seconds:.1f}s = {count / seconds:,.0f} sources/s")
         print(f"{backend}:   {cpu / count * 1e6:.0f} µs CPU a source, peak RSS {peak:.0f} MiB")
         print(f"{backend}:   {summary}")
         exported = os.path.join(OUT, f"export-{backend}.jsonl")
         command = ["export", "--output", exported]  # every tenant: the keyset on all three
-        seconds, cpu, peak, _ = run(database.env, *command)
+        seconds, cpu, peak, _ = harness.flask_command(database.env, *command)
         with open(exported, "rb") as lines:
             written = sum(1 for _ in lines)
         os.unlink(exported)
