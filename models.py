@@ -263,6 +263,18 @@ def matching(database, model, shape):
     return where
 
 
+def of_tenant(database, model, shape):
+    """The tenant's rows; with a trigram search, as `tenant_id || ''`, which
+    no index serves, so the search's index finds the matches and they are
+    sorted. Otherwise both databases would walk the tenant's index in list
+    order for them (seconds at a million sources, for a rare term): SQLite
+    without statistics, which takes a tenant for 10 rows, and PostgreSQL in
+    the generic plan of a prepared statement, which guesses a term's matches."""
+    if ("q", True) in shape:
+        return model.tenant_id.concat(SQL("''")) == param("tenant")
+    return model.tenant_id == param("tenant")
+
+
 def sqlite_like(column):
     """Substring, case-insensitive for ASCII (SQLite's LIKE): for terms too
     short for the trigram index."""
@@ -293,7 +305,7 @@ def total_statement(database, shape):
         )
     counted = DataSource.alias("counted")
     return counted.select(fn.COUNT(SQL("*"))).where(
-        counted.tenant_id == param("tenant"), *matching(database, counted, shape)
+        of_tenant(database, counted, shape), *matching(database, counted, shape)
     )
 
 
@@ -303,7 +315,7 @@ def page_statement(first, answers, shape):
         columns = [source.created_at, source.id, source.row_version]
         columns.append(total_statement(database, shape))
         columns.append(answer(database) if answers else SQL("NULL"))
-        where = [source.tenant_id == param("tenant"), *matching(database, source, shape)]
+        where = [of_tenant(database, source, shape), *matching(database, source, shape)]
         query = source.select(*columns).where(*where)
         if not first:
             after = Tuple(param("after_time"), param("after_id"))
