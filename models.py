@@ -754,8 +754,19 @@ def record_value(value):
 
 def analyze(database):
     """Fresh planner statistics after a bulk import: with none, PostgreSQL
-    estimates a few rows and reads a tenant's pages by sorting all of it."""
-    if not isinstance(database, SqliteDatabase):
-        with database.atomic():
-            database.execute_sql("SET LOCAL statement_timeout = 0")
-            database.execute_sql(f"ANALYZE {DataSource._meta.table_name}")
+    estimates a few rows and reads a tenant's pages by sorting all of it.
+    Outside a transaction, a VACUUM too: until the table's pages are marked
+    all-visible, a count over an index (`schemaKey=...`) reads the table
+    as well, and PostgreSQL scans all of it instead."""
+    if isinstance(database, SqliteDatabase):
+        return
+    table = DataSource._meta.table_name
+    if database.in_transaction():
+        database.execute_sql("SET LOCAL statement_timeout = 0")
+        database.execute_sql(f"ANALYZE {table}")
+        return
+    database.execute_sql("SET statement_timeout = 0")
+    try:
+        database.execute_sql(f"VACUUM (ANALYZE) {table}")
+    finally:
+        database.execute_sql("RESET statement_timeout")
