@@ -13,12 +13,14 @@ other combinations; with the query plans at the largest size.
 """
 
 import os
+import re
 import statistics
 import time
 import urllib.error
 import urllib.parse
 
 import harness
+import psycopg.sql
 from data import BenchDatabase, models, token, write_sources
 
 from datasources.inputs import write_cursor
@@ -212,10 +214,29 @@ def explain(database, size):
         statements.append((name, plan_sql(db, filters, None)))
     with db.connection_context():
         for name, (sql, params) in statements:
-            plan = db.execute_sql(prefix + sql, params).fetchall()
+            plan = [row[-1] if sqlite else row[0] for row in db.execute_sql(prefix + sql, params)]
             print(f"  plan, {name}, {size:,} sources:")
-            for row in plan:
-                print(f"    {row[-1] if sqlite else row[0]}")
+            print("\n".join("    " + line for line in plan))
+            generic = None if sqlite else generic_plan(db, sql, params)
+            if generic and generic != plan:
+                print("    generic plan (a prepared statement's, after 5 runs):")
+                print("\n".join("      " + line for line in generic))
+
+
+def generic_plan(db, sql, params):
+    """PostgreSQL's generic plan of a statement: the one psycopg's prepared
+    statements (from a connection's 5th run of it) may settle on."""
+    connection = db.connection()
+    numbers = iter(range(1, len(params) + 1))
+    prepared = re.sub("%s", lambda _: f"${next(numbers)}", sql)
+    values = ", ".join(psycopg.sql.Literal(value).as_string(connection) for value in params)
+    with connection.transaction():
+        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan", prepare=False)
+        connection.execute(f"PREPARE bench_plan AS {prepared}", prepare=False)
+        explained = f"EXPLAIN (COSTS OFF) EXECUTE bench_plan({values})"
+        plan = [row[0] for row in connection.execute(explained, prepare=False)]
+        connection.execute("DEALLOCATE bench_plan", prepare=False)
+    return plan
 
 
 def plan_sql(db, filters, after):
