@@ -254,7 +254,7 @@ def reveal_source(tenant, key, role):
     kept = kept_secrets(state, row)
     if kept.values is None:
         raise vault.unreadable()
-    source = Source(row.id, row.row_version, revealed(state, row.answer, row.sealed))
+    source = Source(row.id, row.row_version, with_values(row.answer, kept.values))
     pointers = sorted(kept.values)
     audit.info(
         "secrets revealed: tenant=%r role=%s key=%r pointers=%s",
@@ -272,9 +272,15 @@ def revealed(state, answer, sealed):
     if sealed is None:
         return answer
     try:
-        values = state.vault.open(sealed)
+        return with_values(answer, state.vault.open(sealed))
     except vault.Unreadable:
         raise vault.unreadable() from None
+
+
+def with_values(answer, values):
+    """An answer (JSON text) with secret `values` (pointer -> value) in place."""
+    if not values:
+        return answer
     source = models.json_value(answer)
     source["sourceConfig"] = vault.reveal(source["sourceConfig"], values)
     return to_json(source).decode()
