@@ -91,17 +91,20 @@ class DataSource(Model):
         table_name = "data_sources"
 
 
-class FacetCount(Model):
-    """How many sources each tenant has of each status, sync mode and
-    connector, kept by triggers on data_sources (migration 0002)."""
+class CombinationCount(Model):
+    """How many sources each tenant has of each combination of status, sync
+    mode, connector and file format ('' for none), kept by triggers on
+    data_sources (migration 0005)."""
 
     tenant_id = CharField(max_length=255)
-    facet = CharField(max_length=32)
-    value = TextField()
+    status = CharField(max_length=32)
+    sync_mode = CharField(max_length=32)
+    connector_key = TextField()
+    file_format = TextField()
     sources = BigIntegerField(default=0)
 
     class Meta:
-        table_name = "datasources_facet_counts"
+        table_name = "datasources_combination_counts"
         primary_key = False
 
 
@@ -119,7 +122,7 @@ class TenantCount(Model):
 TABLES = (
     DataSource._meta.table_name,
     TenantCount._meta.table_name,
-    FacetCount._meta.table_name,
+    CombinationCount._meta.table_name,
     MIGRATION_TABLE,
 )
 
@@ -204,7 +207,7 @@ def written(database, statement, **values):
 # long enough for the trigram index (3 characters). Adding a filter is a line
 # here, a field in the list schema and, to keep it fast, an index.
 
-FACETS = ("status", "sync_mode", "connector_key")  # counted by triggers (migration 0002)
+COUNTED = ("status", "sync_mode", "connector_key", "file_format")  # by triggers (0005)
 ANY_OF = ("status", "sync_mode")
 EXACT = ("key", "connector_key", "schema_key", "file_format")
 SEARCH = "data_sources_search"  # SQLite's FTS5 table of key and name
@@ -288,20 +291,18 @@ def postgres_like(column):
 
 def total_statement(database, shape):
     """The number of the tenant's sources a filter shape matches: the
-    tenant's counter, the sum of facet counters for one facet filter, else a
-    count over the filtered columns' index."""
+    tenant's counter; for filters that are all counted, the sum of the
+    counters of the combinations they match; else a count over the filtered
+    columns' index."""
     if not shape:
         return TenantCount.select(TenantCount.sources).where(
             TenantCount.tenant_id == param("tenant")
         )
-    if len(shape) == 1 and shape[0][0] in FACETS:
-        name, n = shape[0]
-        names = [param(f"{name}_{i}") for i in range(n)] if name in ANY_OF else [param(name)]
-        summed = fn.COALESCE(fn.SUM(FacetCount.sources), 0).cast("bigint")  # not numeric
-        return FacetCount.select(summed).where(
-            FacetCount.tenant_id == param("tenant"),
-            FacetCount.facet == name,
-            FacetCount.value.in_(names),
+    if all(name in COUNTED for name, _ in shape):
+        summed = fn.COALESCE(fn.SUM(CombinationCount.sources), 0).cast("bigint")  # not numeric
+        return CombinationCount.select(summed).where(
+            CombinationCount.tenant_id == param("tenant"),
+            *matching(database, CombinationCount, shape),
         )
     counted = DataSource.alias("counted")
     return counted.select(fn.COUNT(SQL("*"))).where(

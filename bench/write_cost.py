@@ -3,8 +3,8 @@ store.create_source writes it (models.insert and the tenant counter in one
 write transaction), on databases migrated as the service migrates them and
 then stripped of one more piece each:
 
-    as migrated        the 0002 filter indexes, the facet counter triggers, the search index
-    no facet triggers  (pagination.total of a facet filter would then be a COUNT)
+    as migrated        the 0002 filter indexes, the combination counter triggers, the search index
+    no counter triggers  (pagination.total of a facet filter would then be a COUNT)
     no search index    also: no FTS5 trigram table on SQLite, no pg_trgm indexes on PostgreSQL
     no filter indexes  also: none of the 0002 (tenant, column, created_at, id) indexes
 
@@ -28,8 +28,8 @@ from data import COLUMNS, CONFIGS, SCHEDULE, BenchDatabase, models, source_row
 OUT = os.path.join(harness.BENCH, "out")
 TENANT = "bench-write-cost"
 SQLITE_DROPS = {
-    "no facet triggers": [
-        f"DROP TRIGGER datasources_facets_{event}" for event in ("insert", "delete", "update")
+    "no counter triggers": [
+        f"DROP TRIGGER datasources_combinations_{event}" for event in ("insert", "delete", "update")
     ],
     "no search index": [
         *(f"DROP TRIGGER data_sources_search_{event}" for event in ("insert", "delete", "update")),
@@ -37,15 +37,15 @@ SQLITE_DROPS = {
     ],
 }
 POSTGRES_DROPS = {
-    "no facet triggers": [
-        f"DROP TRIGGER datasources_facets_{event} ON data_sources"
+    "no counter triggers": [
+        f"DROP TRIGGER datasources_combinations_{event} ON data_sources"
         for event in ("insert", "delete", "update")
     ],
     "no search index": ["DROP INDEX data_sources_key_trgm", "DROP INDEX data_sources_name_trgm"],
 }
 FILTER_INDEXES = ("status", "connector_key", "sync_mode", "schema_key", "file_format", "updated_at")
 NAMES = [name.strip() for name in COLUMNS.split(",")]
-VARIANTS = ("as migrated", "no facet triggers", "no search index", "no filter indexes")
+VARIANTS = ("as migrated", "no counter triggers", "no search index", "no filter indexes")
 
 
 def drops(backend, variant):

@@ -40,7 +40,7 @@ EXAMPLE = {
     "schemaKey": "customers",
     "status": "active",
 }
-COUNTED = ("data_sources", "datasources_tenant_counts", "datasources_facet_counts")
+COUNTED = ("data_sources", "datasources_tenant_counts", "datasources_combination_counts")
 API = "/api/v1/data-sources"
 EXAMPLE_KEY = "crm-customers"
 REFERENCE_DEFAULTS = {  # what the reference gives a source created with key and name only
@@ -153,6 +153,21 @@ def database_url(backend, request, tmp_path):
         database.execute_sql(f"TRUNCATE {', '.join(COUNTED)}")
     close(database)
     return url
+
+
+@pytest.fixture
+def fresh_database_url(backend, tmp_path, request):
+    """A database of the test's own, with no migration applied."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"fresh_{secrets.token_hex(4)}"
+    admin = psycopg.connect(server, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield server.rsplit("/", 1)[0] + "/" + name
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
 
 
 @pytest.fixture

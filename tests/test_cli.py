@@ -32,7 +32,13 @@ def tables(database):
         return set(database.get_tables())
 
 
-MIGRATIONS = ["0001_initial", "0002_filters", "0003_secrets", "0004_lighter_writes"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_filters",
+    "0003_secrets",
+    "0004_lighter_writes",
+    "0005_combination_counts",
+]
 INSTANCE_FILES = ["datasources-fernet-key", "datasources-fingerprint-key", "datasources-secret"]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 

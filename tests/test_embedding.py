@@ -30,7 +30,13 @@ HOST = pathlib.Path(__file__).resolve().parent / "host"
 FLASK = pathlib.Path(sys.executable).parent / "flask"
 PREFIX = "/platform/data-sources"
 OURS = set(models.TABLES)  # data_sources, its counters, datasources_migrations
-MIGRATIONS = ["0001_initial", "0002_filters", "0003_secrets", "0004_lighter_writes"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_filters",
+    "0003_secrets",
+    "0004_lighter_writes",
+    "0005_combination_counts",
+]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 HOST_TABLES = {"user", "note"}
 HOST_404 = b"<h1>Platform: page not found</h1>"

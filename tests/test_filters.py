@@ -2,12 +2,17 @@
 counters through inserts, updates and deletes), paging with a cursor bound
 to its filters, and the 400s of bad or unknown parameters."""
 
+import collections
 import datetime
 import itertools
+import operator
 import time
 
 import pytest
 from conftest import problem, rows
+from playhouse.migrations import Runner
+
+from datasources import connections, models
 
 STATUSES = ("draft", "active", "paused", "archived")
 MODES = ("full_refresh", "incremental", "cdc")
@@ -77,6 +82,20 @@ CASES = {
         "status": lambda s: s["status"] == "active",
         "connector": lambda s: s["connectorKey"] == "stream",
     },
+    "fileFormat=csv&status=draft,paused": {
+        "format": lambda s: s["fileFormat"] == "csv",
+        "status": lambda s: s["status"] in ("draft", "paused"),
+    },
+    "syncMode=incremental,cdc&status=active&connectorKey=&fileFormat=csv": {
+        "mode": lambda s: s["syncMode"] != "full_refresh",
+        "status": lambda s: s["status"] == "active",
+        "connector": lambda s: s["connectorKey"] == "",
+        "format": lambda s: s["fileFormat"] == "csv",
+    },
+    "status=paused,paused&syncMode=cdc": {
+        "status": lambda s: s["status"] == "paused",
+        "mode": lambda s: s["syncMode"] == "cdc",
+    },
     "status=draft,active&syncMode=cdc&q=orders": {
         "status": lambda s: s["status"] in ("draft", "active"),
         "mode": lambda s: s["syncMode"] == "cdc",
@@ -121,15 +140,74 @@ def test_totals_follow_updates_and_deletes(api, client, sources):
     assert listed(api, "status=active")["pagination"]["total"] == active + 3
     assert listed(api, "status=paused")["pagination"]["total"] == len(paused) - 4
     assert listed(api, "status=active,paused")["pagination"]["total"] == active + len(paused) - 1
+    combination = operator.itemgetter("status", "sync_mode", "connector_key", "file_format")
     counted = {
-        (row["facet"], row["value"]): row["sources"]
-        for row in rows(client.application, "datasources_facet_counts")
-        if row["tenant_id"] == "t_001"
+        combination(row): row["sources"]
+        for row in rows(client.application, "datasources_combination_counts")
+        if row["tenant_id"] == "t_001" and row["sources"]
     }
-    stored = rows(client.application)
-    for facet in ("status", "sync_mode", "connector_key"):
-        for value in {row[facet] for row in stored}:
-            assert counted[facet, value] == sum(row[facet] == value for row in stored)
+    stored = collections.Counter(
+        combination({**row, "file_format": row["file_format"] or ""})
+        for row in rows(client.application)
+    )
+    assert counted == stored
+
+
+COMBINATION = "status, sync_mode, connector_key, COALESCE(file_format, '')"
+INSERT = (
+    "INSERT INTO data_sources (id, tenant_id, key, name, description, connector_key, "
+    "source_config, sync_mode, schedule, status, file_format, record_count, row_version, "
+    "created_at, updated_at) VALUES ({})"
+)
+
+
+def counts_agree(database, table, grouped):
+    """Whether the counter table holds, for each tenant, the rows' GROUP BY
+    `grouped` (leaving out counters at zero)."""
+    counted = database.execute_sql(
+        f"SELECT * FROM {table} WHERE sources <> 0 ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+    sql = f"SELECT tenant_id, {grouped}, COUNT(*) FROM data_sources GROUP BY tenant_id, {grouped}"
+    return sorted(counted) == sorted(database.execute_sql(sql).fetchall()) != []
+
+
+def test_0005_counts_the_sources_0004_counted_by_combination_and_down_undoes_it(
+    fresh_database_url,
+):
+    database = connections.connect_url(fresh_database_url)
+    mix = itertools.product(("t_a", "t_b"), STATUSES, MODES, CONNECTORS, ("csv", None))
+    moment = datetime.datetime(2026, 3, 1, 12)
+    insert = INSERT.format(", ".join([database.param] * 15))
+    with database.connection_context():
+        runner = Runner(database, models.MIGRATIONS, table_name=models.MIGRATION_TABLE)
+        runner.up(target="0004_lighter_writes")
+        for i, (tenant, status, mode, connector, file_format) in enumerate(mix):
+            for copy in range(1 + i % 3):
+                key = f"s-{i}-{copy}"
+                values = (f"ds_{key}", tenant, key, key, "", connector, "{}", mode, "{}", status)
+                database.execute_sql(insert, (*values, file_format, 0, 1, moment, moment))
+        assert runner.up() == ["0005_combination_counts"]
+        assert counts_agree(database, "datasources_combination_counts", COMBINATION)
+        database.execute_sql(
+            "UPDATE data_sources SET status = 'paused' WHERE key LIKE " + database.param, ("s-1%",)
+        )
+        database.execute_sql(
+            "UPDATE data_sources SET file_format = NULL WHERE key LIKE " + database.param, ("s-2%",)
+        )
+        database.execute_sql("DELETE FROM data_sources WHERE key LIKE " + database.param, ("s-3%",))
+        assert counts_agree(database, "datasources_combination_counts", COMBINATION)
+        assert runner.down() == ["0005_combination_counts"]
+        for facet in ("status", "sync_mode", "connector_key"):
+            counted = database.execute_sql(
+                "SELECT tenant_id, value, sources FROM datasources_facet_counts "
+                f"WHERE facet = '{facet}' AND sources <> 0"
+            ).fetchall()
+            grouped = f"SELECT tenant_id, {facet}, COUNT(*) FROM data_sources GROUP BY 1, 2"
+            assert sorted(counted) == sorted(database.execute_sql(grouped).fetchall())
+        database.execute_sql("DELETE FROM data_sources WHERE key LIKE " + database.param, ("s-4%",))
+        assert runner.up() == ["0005_combination_counts"]
+        assert counts_agree(database, "datasources_combination_counts", COMBINATION)
+    database.close()
 
 
 def test_search_follows_renames_and_deletes(api, sources):

@@ -9,10 +9,8 @@ import json
 import logging
 import os
 import re
-import secrets
 
 import jsonschema
-import psycopg
 import pytest
 import requests
 from conftest import (
@@ -371,21 +369,6 @@ def test_a_host_reveals_through_a_python_function(database_url, tmp_path, caplog
     database_of(host).close()
 
 
-@pytest.fixture
-def fresh_database_url(backend, tmp_path, request):
-    """A database of the test's own, with no migration applied."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    server = request.getfixturevalue("postgres_url")
-    name = f"fresh_{secrets.token_hex(4)}"
-    admin = psycopg.connect(server, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield server.rsplit("/", 1)[0] + "/" + name
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
-
-
 def test_a_migration_encrypts_the_secrets_stored_in_clear(fresh_database_url, tmp_path):
     password, token = secret_value("password"), secret_value("token")
     configs = {
@@ -419,7 +402,7 @@ def test_a_migration_encrypts_the_secrets_stored_in_clear(fresh_database_url, tm
         instance_path=str(tmp_path),
     )
     upgrade = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    assert upgrade.output == "applied: 0003_secrets, 0004_lighter_writes\n"
+    assert upgrade.output == "applied: 0003_secrets, 0004_lighter_writes, 0005_combination_counts\n"
     client = app.test_client()
     assert item(client, "pg").get_json()["sourceConfig"] == {"table": "t", "password": MASK}
     assert item(client, "free").get_json()["sourceConfig"] == {"host": "h", "auth": {"token": MASK}}
