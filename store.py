@@ -1,6 +1,6 @@
 """The store: what the views ask of the database, as named calls with named
-results. It owns the rules around the rows: the tenant's counter kept in
-each insert's and delete's transaction, `pagination.total`, the answers each
+results. It owns the rules around the rows: `pagination.total` (from counters
+the database's triggers keep in each write's own statement), the answers each
 worker keeps, and the 404 and 409 of a write that finds no (current) source.
 
 Each call runs on the current app's own database (`database()`).
@@ -108,9 +108,8 @@ def create_source(tenant, fields):
     data.update(row_version=1, **sealed_columns(state, tenant, data, vault.NOTHING_KEPT, now))
     db = state.database
     try:
-        with models.write_transaction(db):
+        with models.one_write(db):
             created = models.insert(db, data)
-            models.count_add(db, tenant, 1)
     except peewee.IntegrityError:
         raise Problem(409, f"A data source with key {fields['key']!r} already exists.") from None
     return Source(*created)
@@ -142,7 +141,7 @@ def update_source(tenant, key, changes, expected=None, tags=None):
     if CHECKED.intersection(changes):
         return Source(*checked_update(state, tenant, key, changes, expected, tags, now))
     db = state.database
-    with models.write_transaction(db):
+    with models.one_write(db):
         updated = tags != () and models.update(db, tenant, key, changes, now, expected, tags or ())
         # Unconditionally, no row updated means none existed when the UPDATE
         # ran; one that READ COMMITTED lets a read see, created since, is no conflict.
@@ -164,7 +163,7 @@ def checked_update(state, tenant, key, changes, expected, tags, now):
     if row is None or not holds(row, expected, tags):
         raise refusal(key, row and row[:3], tags)
     made = checked_changes(state, tenant, row, changes, now)
-    with models.write_transaction(db):
+    with models.one_write(db):
         updated = models.update(db, tenant, key, made, now, None, [(row.id, row.row_version)])
     if updated:
         return updated
@@ -181,10 +180,8 @@ def delete_source(tenant, key, expected=None, tags=None):
     a 404 when the tenant has no such key, a 409 or 412 when it is not the
     source asked for."""
     db = database()
-    with models.write_transaction(db):
+    with models.one_write(db):
         deleted = tags != () and models.delete(db, tenant, key, expected, tags or ())
-        if deleted:
-            models.count_add(db, tenant, -1)
         conditional = expected is not None or tags is not None
         current = None if deleted or not conditional else models.find(db, tenant, key)
     if not deleted:
@@ -438,8 +435,6 @@ def import_sources(tenant, sources, ids):
         rows.append(data)
     with models.write_transaction(db):
         created = models.insert_batch(db, rows)
-        if created:
-            models.count_add(db, tenant, len(created))
         existing = {}
         for data in rows:
             if data["key"] not in created:

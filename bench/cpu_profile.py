@@ -116,7 +116,9 @@ def main():
         service.request(args.scenario)
     profile.disable()
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
+    pstats.Stats(profile, stream=out).sort_stats(
+        os.environ.get("PROFILE_SORT", "tottime")
+    ).print_stats(args.top)
     print(f"{args.scenario}: {cpu_us:.0f} µs CPU per request (in process)", file=sys.stderr)
     print(out.getvalue(), file=sys.stderr)
 

@@ -110,7 +110,6 @@ class BenchDatabase:
                 with cursor.copy(f"COPY data_sources ({COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
-            models.count_add(self.db, tenant, len(keys))
         if self.backend == "postgres" and len(keys) > 10_000:
             with self.db.connection_context(), self.db.atomic():
                 self.db.execute_sql("SET LOCAL statement_timeout = 0")

@@ -37,7 +37,7 @@ MIGRATIONS = [
     "0002_filters",
     "0003_secrets",
     "0004_lighter_writes",
-    "0005_combination_counts",
+    "0005_counters_by_trigger",
 ]
 INSTANCE_FILES = ["datasources-fernet-key", "datasources-fingerprint-key", "datasources-secret"]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"

@@ -35,7 +35,7 @@ MIGRATIONS = [
     "0002_filters",
     "0003_secrets",
     "0004_lighter_writes",
-    "0005_combination_counts",
+    "0005_counters_by_trigger",
 ]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 HOST_TABLES = {"user", "note"}

@@ -211,21 +211,27 @@ def test_a_worker_killed_mid_write_leaves_no_half_written_source(pg, pg_env, bac
     with Gunicorn(pg_env, workers=1) as server:
         call = Caller(server)
         assert call.post("first").status_code == 201
-        # The create inserts its row, then waits on the counter row we hold:
-        # the worker dies between the two writes of one transaction.
+        # The create's INSERT has written its row, and its trigger waits on the
+        # counter row we hold: the worker dies in the middle of the statement.
         counter = "SELECT 1 FROM datasources_tenant_counts WHERE tenant_id = %s FOR UPDATE"
         with row_lock(pg, counter, "t_001"):
             pending = background.submit(call.post, "second")
-            wait_for(lambda: blocked_backend(pg, 'INSERT INTO "datasources_tenant_counts"'))
+            wait_for(lambda: blocked_backend(pg, 'INSERT INTO "data_sources"'))
             [worker] = server.workers()
             os.kill(worker, signal.SIGKILL)
             with pytest.raises(requests.ConnectionError):
                 pending.result(TIMEOUT)
+            assert stored(pg) == (["first"], {"t_001": 1})  # nothing seen half-done
+        # Once the lock is free, the statement ends whole, row and counters
+        # together, as one statement does (a create is one, its counters kept
+        # by triggers); its backend then finds its client gone.
         wait_for(lambda: client_backends(pg) == 0, what="the killed worker's backend to end")
-        assert stored(pg) == (["first"], {"t_001": 1})
+        assert stored(pg) == (["first", "second"], {"t_001": 2})
         wait_for(lambda: server.workers() not in ([], [worker]), what="a new worker")
-        assert call.post("second").status_code == 201  # not a 409: nothing was left behind
-    assert stored(pg) == (["first", "second"], {"t_001": 2})
+        again = call.post("second")
+        assert again.status_code == 409  # the client's retry learns it is there
+        assert call.post("third").status_code == 201
+    assert stored(pg) == (["first", "second", "third"], {"t_001": 3})
 
 
 def test_sigterm_lets_an_in_flight_request_finish(pg, pg_env, background):

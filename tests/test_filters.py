@@ -159,6 +159,10 @@ INSERT = (
     "source_config, sync_mode, schedule, status, file_format, record_count, row_version, "
     "created_at, updated_at) VALUES ({})"
 )
+TENANT_COUNTS = (
+    "INSERT INTO datasources_tenant_counts (tenant_id, sources) "
+    "SELECT tenant_id, COUNT(*) FROM data_sources GROUP BY tenant_id"
+)
 
 
 def counts_agree(database, table, grouped):
@@ -171,7 +175,7 @@ def counts_agree(database, table, grouped):
     return sorted(counted) == sorted(database.execute_sql(sql).fetchall()) != []
 
 
-def test_0005_counts_the_sources_0004_counted_by_combination_and_down_undoes_it(
+def test_0005_counts_by_combination_and_tenant_in_triggers_and_down_undoes_it(
     fresh_database_url,
 ):
     database = connections.connect_url(fresh_database_url)
@@ -186,7 +190,8 @@ def test_0005_counts_the_sources_0004_counted_by_combination_and_down_undoes_it(
                 key = f"s-{i}-{copy}"
                 values = (f"ds_{key}", tenant, key, key, "", connector, "{}", mode, "{}", status)
                 database.execute_sql(insert, (*values, file_format, 0, 1, moment, moment))
-        assert runner.up() == ["0005_combination_counts"]
+        database.execute_sql(TENANT_COUNTS)  # as the store kept them before 0005
+        assert runner.up() == ["0005_counters_by_trigger"]
         assert counts_agree(database, "datasources_combination_counts", COMBINATION)
         database.execute_sql(
             "UPDATE data_sources SET status = 'paused' WHERE key LIKE " + database.param, ("s-1%",)
@@ -196,7 +201,10 @@ def test_0005_counts_the_sources_0004_counted_by_combination_and_down_undoes_it(
         )
         database.execute_sql("DELETE FROM data_sources WHERE key LIKE " + database.param, ("s-3%",))
         assert counts_agree(database, "datasources_combination_counts", COMBINATION)
-        assert runner.down() == ["0005_combination_counts"]
+        tenants = "SELECT tenant_id, COUNT(*) FROM data_sources GROUP BY 1"
+        counted = "SELECT tenant_id, sources FROM datasources_tenant_counts"
+        assert sorted(database.execute_sql(counted)) == sorted(database.execute_sql(tenants))
+        assert runner.down() == ["0005_counters_by_trigger"]
         for facet in ("status", "sync_mode", "connector_key"):
             counted = database.execute_sql(
                 "SELECT tenant_id, value, sources FROM datasources_facet_counts "
@@ -205,7 +213,7 @@ def test_0005_counts_the_sources_0004_counted_by_combination_and_down_undoes_it(
             grouped = f"SELECT tenant_id, {facet}, COUNT(*) FROM data_sources GROUP BY 1, 2"
             assert sorted(counted) == sorted(database.execute_sql(grouped).fetchall())
         database.execute_sql("DELETE FROM data_sources WHERE key LIKE " + database.param, ("s-4%",))
-        assert runner.up() == ["0005_combination_counts"]
+        assert runner.up() == ["0005_counters_by_trigger"]
         assert counts_agree(database, "datasources_combination_counts", COMBINATION)
     database.close()
 

@@ -402,7 +402,9 @@ def test_a_migration_encrypts_the_secrets_stored_in_clear(fresh_database_url, tm
         instance_path=str(tmp_path),
     )
     upgrade = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    assert upgrade.output == "applied: 0003_secrets, 0004_lighter_writes, 0005_combination_counts\n"
+    assert (
+        upgrade.output == "applied: 0003_secrets, 0004_lighter_writes, 0005_counters_by_trigger\n"
+    )
     client = app.test_client()
     assert item(client, "pg").get_json()["sourceConfig"] == {"table": "t", "password": MASK}
     assert item(client, "free").get_json()["sourceConfig"] == {"host": "h", "auth": {"token": MASK}}
