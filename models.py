@@ -155,13 +155,18 @@ class Statement:
     def __init__(self, build):
         self.build, self.compiled = build, {}
 
-    def sql(self, database, **values):
-        """The statement's SQL for `database` and its parameters bound to `values`."""
+    def compile(self, database):
+        """The statement's SQL for `database` and its parameters: a Param
+        where a value is bound at each run, else the value."""
         compiled = self.compiled.get(type(database))
         if compiled is None:
             sql, params = self.build(database).bind(database).sql()
             compiled = self.compiled[type(database)] = (sql, params)
-        sql, params = compiled
+        return compiled
+
+    def sql(self, database, **values):
+        """The statement's SQL for `database` and its parameters bound to `values`."""
+        sql, params = self.compile(database)
         return sql, [values[p.name] if type(p) is Param else p for p in params]
 
     def run(self, database, **values):
@@ -595,6 +600,31 @@ def one_write(database):
     return contextlib.nullcontext()
 
 
+# An import's connection on SQLite: a page cache that holds a batch's pages
+# (ids are random, so each row dirties its own leaf of the primary key's
+# index, 36 MB at a million sources; the 2 MB default spills and reads them
+# again), and a checkpoint every 125 MB of WAL, not 16 MB, so a leaf that
+# several batches wrote is copied once. Memory stays flat: the cache is a cap.
+BULK_PRAGMAS = {"cache_size": -64 * 1024, "wal_autocheckpoint": 32_000}
+
+
+@contextlib.contextmanager
+def bulk_writes(database):
+    """BULK_PRAGMAS on `database`'s connection (SQLite) while the block
+    runs, then its own settings again."""
+    if not isinstance(database, SqliteDatabase):
+        yield
+        return
+    before = {name: database.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in BULK_PRAGMAS}
+    try:
+        for name, value in BULK_PRAGMAS.items():
+            database.execute_sql(f"PRAGMA {name} = {int(value)}")
+        yield
+    finally:
+        for name, value in before.items():
+            database.execute_sql(f"PRAGMA {name} = {int(value)}")
+
+
 def migrate(database, seal=None):
     """Apply pending migrations; safe when several processes start at once.
     With none pending it takes no write lock, so a worker that (re)starts
@@ -720,7 +750,6 @@ def record_type(field):
 
 
 INSERT_BATCHES = Shapes(insert_batch_statement)
-BATCH_NAMES = [[f"{field.name}.{i}" for field in FIELDS] for i in range(BATCH_ROWS)]
 
 
 def insert_batch(database, rows):
@@ -734,16 +763,23 @@ def insert_batch(database, rows):
         records = [{f.column_name: record_value(data[f.name]) for f in FIELDS} for data in rows]
         cursor = INSERT_BATCHES[(0,)].run(database, rows=json_text(records))
         return {key for (key,) in cursor.fetchall()}
+    values, width = [stored(f, data[f.name]) for data in rows for f in FIELDS], len(FIELDS)
     inserted, start = set(), 0
     while start < len(rows):
         size = min(BATCH_ROWS, 1 << (len(rows) - start).bit_length() - 1)
-        values = {}
-        for names, data in zip(BATCH_NAMES, rows[start : start + size], strict=False):
-            values.update(zip(names, [stored(f, data[f.name]) for f in FIELDS], strict=True))
-        cursor = INSERT_BATCHES[(size,)].run(database, **values)
+        sql = row_major_sql(database, size)
+        cursor = database.execute_sql(sql, values[start * width : (start + size) * width])
         inserted.update(key for (key,) in cursor.fetchall())
         start += size
     return inserted
+
+
+def row_major_sql(database, size):
+    """The SQL of the SQLite batch INSERT of `size` rows. Peewee places its
+    parameters row by row, each row's in FIELDS order (tests/test_transfer.py), so
+    a batch binds one flat list instead of a dict of 21 names a row."""
+    sql, _ = INSERT_BATCHES[(size,)].compile(database)
+    return sql
 
 
 def record_value(value):

@@ -145,9 +145,10 @@ def import_stream(stream, tenant, strict=False, progress=None, jobs=1):
     tally, ids, state = Tally(), NewIds(), service()
     checker = Checker(state.catalog, state.settings.max_body_bytes)
     chunks = chunked(read_lines(stream, checker.limit), BATCH)
-    whole = models.write_transaction(store.database()) if strict else contextlib.nullcontext()
+    database = store.database()
+    whole = models.write_transaction(database) if strict else contextlib.nullcontext()
     try:
-        with whole:
+        with models.bulk_writes(database), whole:
             for chunk, checked in check_chunks(chunks, checker, jobs):
                 tally.lines = chunk[-1][0]
                 tally.read += sum(len(line or b"") for _, line in chunk)

@@ -8,8 +8,9 @@ import json
 import pytest
 from conftest import API, SECRET_MARK, auth, close, database_of, flask_cli, rows, secret_value
 from flask import Flask
+from peewee import SqliteDatabase
 
-from datasources import transfer
+from datasources import models, transfer
 from datasources.app import init_app
 from datasources.vault import MASK
 
@@ -217,6 +218,39 @@ def test_a_key_repeated_in_a_later_batch(api, runner, app, monkeypatch, tmp_path
     assert [s["key"] for s in body["data"]] == [s["key"] for s in sources]  # the file's order
     assert body["pagination"]["total"] == 7
     assert len(rows(app)) == 7
+
+
+def test_a_batch_of_every_statement_size(api, runner, app, tmp_path):
+    """301 lines: SQLite's statements of 256, 32, 8, 4 and 1 rows, each
+    source as POST stores it, in the file's order."""
+    sources = [{"key": f"k-{i}", "name": f"Source {i}", "status": "paused"} for i in range(301)]
+    result = run_import(runner, write(tmp_path / "in.jsonl", *sources), "t_001")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    body = api.get("?limit=100&status=paused").get_json()
+    assert [s["key"] for s in body["data"]] == [s["key"] for s in sources[:100]]
+    assert body["pagination"]["total"] == 301
+    assert api.get("?q=k-300").get_json()["data"][0]["name"] == "Source 300"
+    assert [row["row_version"] for row in rows(app)] == [1] * 301
+
+
+def test_sqlite_batch_parameters_come_row_by_row():
+    """models.insert_batch binds one flat list: the rows' values in FIELDS order."""
+    database = SqliteDatabase(":memory:")
+    for size in (1, 2, models.BATCH_ROWS):
+        _, params = models.INSERT_BATCHES[(size,)].compile(database)
+        expected = [f"{field.name}.{i}" for i in range(size) for field in models.FIELDS]
+        assert [param.name for param in params] == expected
+
+
+def test_bulk_writes_restores_the_connection_settings():
+    database = SqliteDatabase(":memory:")
+    with database.connection_context():
+        before = [database.execute_sql(f"PRAGMA {name}").fetchone() for name in models.BULK_PRAGMAS]
+        with models.bulk_writes(database):
+            (cache,) = database.execute_sql("PRAGMA cache_size").fetchone()
+            assert cache == models.BULK_PRAGMAS["cache_size"]
+        after = [database.execute_sql(f"PRAGMA {name}").fetchone() for name in models.BULK_PRAGMAS]
+        assert after == before
 
 
 def test_strict_writes_nothing_when_one_line_is_bad(api, runner, app, monkeypatch, tmp_path):
