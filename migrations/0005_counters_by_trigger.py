@@ -119,12 +119,7 @@ EVENTS = ("insert", "delete", "update")
 
 def up(migrator, db):
     sqlite = isinstance(db, SqliteDatabase)
-    for event in EVENTS:
-        if sqlite:
-            db.execute_sql(f"DROP TRIGGER datasources_facets_{event}")
-        else:
-            db.execute_sql(f"DROP TRIGGER datasources_facets_{event} ON data_sources")
-            db.execute_sql(f"DROP FUNCTION datasources_count_facets_{event}()")
+    drop_counters(db, sqlite, "datasources_facets", "datasources_count_facets")
     db.execute_sql("DROP TABLE datasources_facet_counts")
     db.execute_sql(TABLE)
     db.execute_sql(BACKFILL)
@@ -135,12 +130,7 @@ def up(migrator, db):
 def down(migrator, db):
     """The facet counters of 0002 (with 0004's guard on SQLite), backfilled."""
     sqlite = isinstance(db, SqliteDatabase)
-    for event in EVENTS:
-        if sqlite:
-            db.execute_sql(f"DROP TRIGGER datasources_counters_{event}")
-        else:
-            db.execute_sql(f"DROP TRIGGER datasources_counters_{event} ON data_sources")
-            db.execute_sql(f"DROP FUNCTION datasources_count_sources_{event}()")
+    drop_counters(db, sqlite, "datasources_counters", "datasources_count_sources")
     db.execute_sql("DROP TABLE datasources_combination_counts")
     filters, lighter = earlier("0002_filters"), earlier("0004_lighter_writes")
     db.execute_sql(filters.COUNTS)
@@ -152,6 +142,17 @@ def down(migrator, db):
     if sqlite:
         guard = f"WHEN {lighter.changed(lighter.FACETS)} BEGIN"
         lighter.only_when(db, "datasources_facets_update", guard)
+
+
+def drop_counters(db, sqlite, trigger, function):
+    """The counter triggers named `trigger`_<event> (and on PostgreSQL their
+    functions, `function`_<event>)."""
+    for event in EVENTS:
+        if sqlite:
+            db.execute_sql(f"DROP TRIGGER {trigger}_{event}")
+        else:
+            db.execute_sql(f"DROP TRIGGER {trigger}_{event} ON data_sources")
+            db.execute_sql(f"DROP FUNCTION {function}_{event}()")
 
 
 def earlier(name):
