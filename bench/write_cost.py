@@ -62,8 +62,8 @@ def drops(backend, variant):
 
 def insert_data(key, position):
     """A source as create_source hands it to models.insert (every field)."""
-    fields = models.DataSource._meta.fields.items()
-    data = {name: f.default() if callable(f.default) else f.default for name, f in fields}
+    data = {name: None for name in models.DataSource._meta.fields}
+    data.update(models.DataSource._meta.get_default_dict())
     data.update(zip(NAMES, source_row(TENANT, key, position), strict=True))
     data.update(source_config=CONFIGS[data["connector_key"]], schedule=json.loads(SCHEDULE))
     return data
