@@ -14,7 +14,7 @@ import argparse
 import os
 import shlex
 
-from run import SCENARIOS, Bench
+from run import SCENARIOS, Bench, scenario_list
 
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--service-args", default="", help="extra gunicorn flags")
     args = parser.parse_args()
-    scenarios = tuple(args.scenarios.split(","))
+    scenarios = scenario_list(parser, args.scenarios)
     bench = Bench(
         args.backend, args.seconds, service_args=shlex.split(args.service_args), scenarios=scenarios
     )

@@ -223,6 +223,16 @@ def report(backend, rows, bench, rss_after):
         print(f"  {name} / {plain}: {share:.2f} {'ok' if share >= 0.7 else 'MISSED'}")
 
 
+def scenario_list(parser, text):
+    """The scenarios named in `text`, comma-separated; a usage error for any
+    that is not one of SCENARIOS."""
+    scenarios = tuple(text.split(","))
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    return scenarios
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
@@ -268,10 +278,7 @@ def main():
         help="a comma-separated subset, e.g. create,delete for a quick A/B",
     )
     args = parser.parse_args()
-    scenarios = tuple(args.scenarios.split(","))
-    unknown = set(scenarios) - set(SCENARIOS)
-    if unknown:
-        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    scenarios = scenario_list(parser, args.scenarios)
     service_env = dict(pair.split("=", 1) for pair in args.service_env)
     harness.require_wrk()
     os.makedirs(OUT, exist_ok=True)
