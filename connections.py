@@ -96,6 +96,12 @@ def connect_url(url, busy_timeout_ms=5000, connect_timeout_s=5, statement_timeou
             url,
             timeout=busy_timeout_ms / 1000,
             pragmas={
+                # A new database's pages of 2 KiB, not 4: a write's commit appends
+                # every page it dirtied (a leaf of each index, the search segment,
+                # the counters: some 20) to the WAL, and smaller pages halve those
+                # bytes and their checksums. Set before the first write, as
+                # SQLite requires; an existing database keeps its page size.
+                "page_size": 2048,
                 "journal_mode": "wal",
                 "busy_timeout": busy_timeout_ms,
                 "synchronous": "normal",  # WAL + NORMAL survives a process crash

@@ -291,6 +291,34 @@ def test_sqlite_locked_past_the_busy_timeout_is_503_for_writes(sqlite_app):
     assert client.post(API, json={"key": "new", "name": "n"}, headers=headers).status_code == 201
 
 
+def sqlite_settings(path):
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        (size,) = database.execute("PRAGMA page_size").fetchone()
+        (mode,) = database.execute("PRAGMA journal_mode").fetchone()
+    return size, mode
+
+
+@pytest.mark.parametrize("existing", [None, 4096, 1024])
+def test_a_new_sqlite_database_has_2_kib_pages_and_an_existing_one_keeps_its_own(
+    tmp_path, existing
+):
+    path = tmp_path / "datasources.db"
+    if existing:  # made before the service, in rollback-journal mode
+        with contextlib.closing(sqlite3.connect(path)) as made:
+            made.execute(f"PRAGMA page_size = {existing}")
+            made.execute("CREATE TABLE host_notes (note TEXT)")
+    config = {"DATASOURCES_DATABASE_URL": f"sqlite:///{path}", "DATASOURCES_JWT_SECRET": SECRET}
+    app = create_app(config, instance_path=str(tmp_path))
+    try:
+        response = app.test_client().post(API, json={"key": "k", "name": "n"}, headers=auth())
+        assert response.status_code == 201
+        assert sqlite_settings(path) == (existing or 2048, "wal")
+        listed = app.test_client().get(API, headers=auth())
+        assert [source["key"] for source in listed.json["data"]] == ["k"]
+    finally:
+        close(database_of(app))
+
+
 @pytest.fixture
 def sqlite_env():
     folder = owned_tempdir()
