@@ -78,6 +78,19 @@ class Catalog:
         described = {key: c.describe() for key, c in self.connectors.items()}
         self.answers = {key: Fragment(to_json(answer)) for key, answer in described.items()}
         self.listing = Fragment(to_json({"data": list(described.values())}))
+        self._places = {}
+
+    def place(self, schemas, root):
+        """The schemas that apply at a place of a config (`expand`), and
+        whether they make it secret; worked out once per set of schemas
+        (all are nodes of the catalog's own schemas, which live as long as
+        it does, so their ids stay theirs)."""
+        key = tuple(map(id, schemas))
+        found = self._places.get(key)
+        if found is None:
+            expanded = expand(schemas, root)
+            found = self._places[key] = (expanded, any(map(is_secret, expanded)), schemas)
+        return found[:2]
 
     def get(self, key):
         return self.connectors.get(key)
@@ -295,8 +308,8 @@ def by_names(value, place, names, found, secret=False):
 
 def by_schema(value, schemas, place, root, catalog, found):
     """Secrets by schema marks, and by key name where no property names the key."""
-    schemas = expand(schemas, root)
-    if any(map(is_secret, schemas)):
+    schemas, secret = catalog.place(schemas, root)
+    if secret:
         by_names(value, place, (), found, True)
     elif isinstance(value, dict):
         for key, item in value.items():
