@@ -40,6 +40,7 @@ SOURCE = {
     "status": "active",
 }
 S3 = {"bucket": "orders", "aws_access_key_id": "AKIA0001"}
+SCENARIOS = ("list", "deep", "create", "update", "create_secrets", "update_secrets")
 
 
 class Service:
@@ -95,9 +96,7 @@ class Service:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "scenario", choices=("list", "deep", "create", "update", "create_secrets", "update_secrets")
-    )
+    parser.add_argument("scenario", choices=SCENARIOS)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
