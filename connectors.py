@@ -89,8 +89,8 @@ class Catalog:
         found = self._places.get(key)
         if found is None:
             expanded = expand(schemas, root)
-            found = self._places[key] = (expanded, any(map(is_secret, expanded)), schemas)
-        return found[:2]
+            found = self._places[key] = (expanded, any(map(is_secret, expanded)))
+        return found
 
     def get(self, key):
         return self.connectors.get(key)
