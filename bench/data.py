@@ -66,6 +66,7 @@ class BenchDatabase:
         self.backend = backend
         name = f"bench_{secrets.token_hex(4)}"
         if backend == "sqlite":
+            os.makedirs(out_dir, exist_ok=True)  # bench/out is not in a fresh clone
             self.path = os.path.join(out_dir, f"{name}.db")
             self.url = f"sqlite:///{self.path}"
         else:
