@@ -65,8 +65,8 @@ class BenchDatabase:
     def __init__(self, backend, out_dir):
         self.backend = backend
         name = f"bench_{secrets.token_hex(4)}"
+        os.makedirs(out_dir, exist_ok=True)  # not in a fresh clone; logs go there too
         if backend == "sqlite":
-            os.makedirs(out_dir, exist_ok=True)  # bench/out is not in a fresh clone
             self.path = os.path.join(out_dir, f"{name}.db")
             self.url = f"sqlite:///{self.path}"
         else:

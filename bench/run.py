@@ -281,7 +281,6 @@ def main():
     scenarios = scenario_list(parser, args.scenarios)
     service_env = dict(pair.split("=", 1) for pair in args.service_env)
     harness.require_wrk()
-    os.makedirs(OUT, exist_ok=True)
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     if args.scale:
         import scale
