@@ -38,6 +38,7 @@ MIGRATIONS = [
     "0003_secrets",
     "0004_lighter_writes",
     "0005_counters_by_trigger",
+    "0006_optional_columns_indexed_when_set",
 ]
 INSTANCE_FILES = ["datasources-fernet-key", "datasources-fingerprint-key", "datasources-secret"]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"

@@ -36,6 +36,7 @@ MIGRATIONS = [
     "0003_secrets",
     "0004_lighter_writes",
     "0005_counters_by_trigger",
+    "0006_optional_columns_indexed_when_set",
 ]
 APPLIED = f"applied: {', '.join(MIGRATIONS)}\n"
 HOST_TABLES = {"user", "note"}

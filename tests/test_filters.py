@@ -191,7 +191,7 @@ def test_0005_counts_by_combination_and_tenant_in_triggers_and_down_undoes_it(
                 values = (f"ds_{key}", tenant, key, key, "", connector, "{}", mode, "{}", status)
                 database.execute_sql(insert, (*values, file_format, 0, 1, moment, moment))
         database.execute_sql(TENANT_COUNTS)  # as the store kept them before 0005
-        assert runner.up() == ["0005_counters_by_trigger"]
+        assert runner.up(target="0005_counters_by_trigger") == ["0005_counters_by_trigger"]
         assert counts_agree(database, "datasources_combination_counts", COMBINATION)
         database.execute_sql(
             "UPDATE data_sources SET status = 'paused' WHERE key LIKE " + database.param, ("s-1%",)
@@ -213,8 +213,55 @@ def test_0005_counts_by_combination_and_tenant_in_triggers_and_down_undoes_it(
             grouped = f"SELECT tenant_id, {facet}, COUNT(*) FROM data_sources GROUP BY 1, 2"
             assert sorted(counted) == sorted(database.execute_sql(grouped).fetchall())
         database.execute_sql("DELETE FROM data_sources WHERE key LIKE " + database.param, ("s-4%",))
-        assert runner.up() == ["0005_counters_by_trigger"]
+        assert runner.up(target="0005_counters_by_trigger") == ["0005_counters_by_trigger"]
         assert counts_agree(database, "datasources_combination_counts", COMBINATION)
+    database.close()
+
+
+OPTIONAL_INDEXES = {"schema_key": "schema_key", "file_format": "file_format"}
+INDEX_SQL = {
+    "sqlite": "SELECT sql FROM sqlite_master WHERE name = ?",
+    "postgres": "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+}
+
+
+def test_0006_indexes_schema_key_and_file_format_only_where_set(fresh_database_url, backend):
+    database = connections.connect_url(fresh_database_url)
+    with database.connection_context():
+        runner = Runner(database, models.MIGRATIONS, table_name=models.MIGRATION_TABLE)
+        runner.up(target="0005_counters_by_trigger")
+
+        def definitions():
+            found = {}
+            for column in OPTIONAL_INDEXES:
+                name = f"data_sources_tenant_{column}"
+                (found[column],) = database.execute_sql(INDEX_SQL[backend], (name,)).fetchone()
+            return found
+
+        assert not any("NOT NULL" in sql for sql in definitions().values())
+        assert runner.up() == ["0006_optional_columns_indexed_when_set"]
+        for column, sql in definitions().items():
+            assert sql.endswith(
+                f"WHERE {column} IS NOT NULL"
+                if backend == "sqlite"
+                else f"WHERE ({column} IS NOT NULL)"
+            ), sql
+        if backend == "postgres":  # a few rows: the planner would rather scan the table
+            database.execute_sql("SET enable_seqscan = off")
+        for column, value in (("schema_key", "crm_raw"), ("file_format", "csv")):
+            sql, params = models.PAGES[True, True, ((column, 0),)].sql(
+                database,
+                tenant="t_001",
+                limit=26,
+                after_time=None,
+                after_id=None,
+                **{column: value},
+            )
+            explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+            plan = " ".join(str(row) for row in database.execute_sql(explain + sql, params))
+            assert f"data_sources_tenant_{column}" in plan, plan
+        assert runner.down() == ["0006_optional_columns_indexed_when_set"]
+        assert not any("NOT NULL" in sql for sql in definitions().values())
     database.close()
 
 

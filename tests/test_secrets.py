@@ -403,7 +403,8 @@ def test_a_migration_encrypts_the_secrets_stored_in_clear(fresh_database_url, tm
     )
     upgrade = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert (
-        upgrade.output == "applied: 0003_secrets, 0004_lighter_writes, 0005_counters_by_trigger\n"
+        upgrade.output == "applied: 0003_secrets, 0004_lighter_writes, "
+        "0005_counters_by_trigger, 0006_optional_columns_indexed_when_set\n"
     )
     client = app.test_client()
     assert item(client, "pg").get_json()["sourceConfig"] == {"table": "t", "password": MASK}
