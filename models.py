@@ -578,8 +578,17 @@ def sqlite_time(column):
     return fn.replace(text, SQL("' '"), SQL("'T'")).concat(SQL("'Z'"))
 
 
-def new_id():
-    return f"ds_{secrets.token_hex(10)}"
+UNIX_EPOCH = datetime.datetime(1970, 1, 1)
+MILLISECOND = datetime.timedelta(milliseconds=1)
+
+
+def new_id(created_at):
+    """`ds_` and 20 hex digits: the milliseconds of `created_at` (naive UTC)
+    since 1970 in 11, then 36 random bits. Ids made one after another then
+    land at one edge of the id index, where random ones each dirtied a page
+    of their own (on SQLite a fifth of a committed insert at 200,000 sources)."""
+    milliseconds = (created_at - UNIX_EPOCH) // MILLISECOND
+    return f"ds_{milliseconds:011x}{secrets.randbits(36):09x}"
 
 
 def write_transaction(database):

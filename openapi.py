@@ -109,7 +109,8 @@ FIELDS = {  # every field of the object: what it means, after the reference
     "JSON Pointer: `version` (1 when set, + 1 at each new value), `fingerprint` (an "
     "HMAC-SHA256 of the value under a server key, bound to the tenant, source and pointer: "
     "stable while the value is, another when it changes) and `updatedAt`. `{}` when none.",
-    "id": "Made by the service: `ds_` and 20 random hex digits.",
+    "id": "Made by the service: `ds_` and 20 hex digits, the creation time's milliseconds "
+    "then random ones.",
     "tenantId": "The caller's tenant, from its credentials only.",
     "key": "Unique identifier key within the tenant, 1-255 characters; PUT and DELETE "
     "name the source by it. " + TEXT_RULE,

@@ -104,7 +104,7 @@ def create_source(tenant, fields):
     vault.unmask(fields["source_config"], vault.NOTHING_KEPT)  # no mask: no secret is stored yet
     state.catalog.check_source(fields)
     data = {name: field.default for name, field in models.DataSource._meta.fields.items()}
-    data.update(fields, id=models.new_id(), tenant_id=tenant, created_at=now, updated_at=now)
+    data.update(fields, id=models.new_id(now), tenant_id=tenant, created_at=now, updated_at=now)
     data.update(row_version=1, **sealed_columns(state, tenant, data, vault.NOTHING_KEPT, now))
     db = state.database
     try:

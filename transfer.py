@@ -319,8 +319,9 @@ def messages(errors):
 
 
 class NewIds:
-    """The ids of one import's sources: as random as models.new_id's to
-    anyone without this import's secret, but one per key, so a batch that
+    """The ids of one import's sources: `ds_` and 20 hex digits, as
+    models.new_id's, unguessable without this import's secret (80 bits, not
+    a time: a million of them stay apart), but one per key, so a batch that
     finds a key taken by the id this import gives it knows the key repeats
     an earlier line, without keeping every key read."""
 

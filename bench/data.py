@@ -177,7 +177,7 @@ def write_sources(path, keys, start=0):
 def source_row(tenant, key, position):
     moment = BASE_TIME + datetime.timedelta(milliseconds=position)
     return (
-        f"ds_{secrets.token_hex(10)}",
+        models.new_id(moment),
         tenant,
         key,
         f"Source {key}",

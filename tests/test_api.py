@@ -35,6 +35,21 @@ def test_create_the_reference_example(api, app):
     assert row["id"] == body["id"]
 
 
+def test_ids_carry_their_creation_millisecond_and_sort_in_creation_order(api):
+    made = [api.post({"key": f"k{i}", "name": "n"}).get_json() for i in range(20)]
+    for source in made:
+        assert re.fullmatch(r"ds_[0-9a-f]{20}", source["id"]), source["id"]
+        created = datetime.datetime.fromisoformat(source["createdAt"])
+        milliseconds = (created - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // (
+            datetime.timedelta(milliseconds=1)
+        )
+        assert int(source["id"][3:14], 16) == milliseconds
+    ids = [source["id"] for source in made]
+    assert len(set(ids)) == 20
+    by_time = sorted(made, key=lambda source: source["createdAt"])
+    assert [s["id"][:14] for s in by_time] == sorted(s["id"][:14] for s in made)
+
+
 def test_create_applies_the_reference_defaults(api):
     body = api.post({"key": "k", "name": "n"}).get_json()
     assert {k: body[k] for k in FIELDS[4:16]} == {**REFERENCE_DEFAULTS, "rowVersion": 1}
