@@ -218,7 +218,7 @@ def test_0005_counts_by_combination_and_tenant_in_triggers_and_down_undoes_it(
     database.close()
 
 
-OPTIONAL_INDEXES = {"schema_key": "schema_key", "file_format": "file_format"}
+OPTIONAL = ("schema_key", "file_format")
 INDEX_SQL = {
     "sqlite": "SELECT sql FROM sqlite_master WHERE name = ?",
     "postgres": "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
@@ -233,7 +233,7 @@ def test_0006_indexes_schema_key_and_file_format_only_where_set(fresh_database_u
 
         def definitions():
             found = {}
-            for column in OPTIONAL_INDEXES:
+            for column in OPTIONAL:
                 name = f"data_sources_tenant_{column}"
                 (found[column],) = database.execute_sql(INDEX_SQL[backend], (name,)).fetchone()
             return found
