@@ -89,8 +89,13 @@ def expected(sent):
     fields = {**DEFAULTS, **sent}
     fields["lastSyncAt"] = utc_millis(fields["lastSyncAt"])
     fields["recordCount"] = int(fields["recordCount"])
+    return masked(fields)
+
+
+def masked(fields):
+    """`fields` with their config's secrets answered masked."""
     config = fields["sourceConfig"] = vault.copy(fields["sourceConfig"])
-    for place in CATALOG.secret_pointers(fields["connectorKey"], config):  # answered masked
+    for place in CATALOG.secret_pointers(fields["connectorKey"], config):
         vault.put(config, place, vault.MASK)
     return fields
 
@@ -216,6 +221,7 @@ class OneClient(RuleBasedStateMachine):
         fields = {**fields, **changes, "lastSyncAt": fields["lastSyncAt"]}
         if "lastSyncAt" in changes:
             fields["lastSyncAt"] = utc_millis(changes["lastSyncAt"])
+        fields = masked(fields)  # a change may bring a secret
         self.model[key] = (fields, row_version + 1)
         assert_holds(fields, response.get_json())
 
